@@ -1,0 +1,5 @@
+"""SMPL-format body model (filled in by the body-model work)."""
+
+
+class BodyModel:
+    pass

@@ -1,0 +1,1 @@
+"""Training with the fused ops (installed as hybrik_fast.train)."""
