@@ -5,7 +5,8 @@ fused backends must reproduce it.  Gradients come from autograd.
 """
 from .soft_argmax import soft_argmax3d
 from .kinematics import (forward_kinematics, hybrik_ik, twist_angles,
-                         pelvis_rotation, swing_rotation, twist_rotation)
+                         pelvis_rotation, rigid_transforms, swing_rotation,
+                         twist_rotation)
 
 __all__ = ["soft_argmax3d", "forward_kinematics", "hybrik_ik", "twist_angles",
-           "pelvis_rotation", "swing_rotation", "twist_rotation"]
+           "pelvis_rotation", "rigid_transforms", "swing_rotation", "twist_rotation"]

@@ -131,12 +131,14 @@ def pelvis_rotation(joints: torch.Tensor, rest_joints: torch.Tensor) -> torch.Te
     return torch.where(finite[:, None, None], R, torch.full_like(R, float("nan")))
 
 
-def forward_kinematics(rotmats: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
-    """Posed joints from local rotations.
+def rigid_transforms(rotmats: torch.Tensor, rest_joints: torch.Tensor):
+    """Global rotations and root-relative posed joints of the kinematic tree.
 
-    rotmats (B, 24, 3, 3), rest_joints (B, 29, 3) -> joints (B, 29, 3),
-    root-relative (joint 0 at the origin).  The leaves 24..28 move rigidly
-    with their parents.
+    rotmats (B, 24, 3, 3), rest_joints (B, 29, 3) -> (G (B, 24, 3, 3),
+    joints (B, 29, 3)), with G[i] = G[pa] R[i] and joint i at
+    joint[pa] + G[pa] (T[i] − T[pa]); joint 0 at the origin.  The leaves
+    24..28 move rigidly with their parents.  The body model's skinning uses
+    these transforms.
     """
     B = rest_joints.shape[0]
     G = [rotmats[:, 0]]                                         # global rotations
@@ -147,7 +149,16 @@ def forward_kinematics(rotmats: torch.Tensor, rest_joints: torch.Tensor) -> torc
         pos.append(pos[pa] + (G[pa] @ bone[..., None])[..., 0])
         if i < NUM_SMPL_JOINTS:
             G.append(G[pa] @ rotmats[:, i])
-    return torch.stack(pos, dim=1)                              # (B, 29, 3)
+    return torch.stack(G, dim=1), torch.stack(pos, dim=1)
+
+
+def forward_kinematics(rotmats: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
+    """Posed joints from local rotations.
+
+    rotmats (B, 24, 3, 3), rest_joints (B, 29, 3) -> joints (B, 29, 3),
+    root-relative (joint 0 at the origin); see :func:`rigid_transforms`.
+    """
+    return rigid_transforms(rotmats, rest_joints)[1]
 
 
 def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tensor,
