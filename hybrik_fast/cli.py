@@ -11,6 +11,11 @@ def main(argv=None) -> int:
     p = sub.add_parser("body", help="write the synthetic body model")
     p.add_argument("--out", required=True, help="output path, .npz or .pkl")
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("bench", help="time every op case on every available backend",
+                       description="Prints ms, GB/s, poses/s, ratios against the reference "
+                                   "and peak memory; see hybrik_fast.benchmark.")
+    from .benchmark import add_arguments
+    add_arguments(p)
     args = parser.parse_args(argv)
     if args.cmd == "info":
         from .info import info_text
@@ -19,4 +24,7 @@ def main(argv=None) -> int:
         from .body import BodyModel
         BodyModel.synthetic(seed=args.seed).save(args.out)
         print(f"wrote {args.out}")
+    elif args.cmd == "bench":
+        from .benchmark import main as bench_main
+        return bench_main(args)
     return 0

@@ -1,0 +1,392 @@
+"""Benchmark report behind ``hybrik-fast bench``; input builders shared with ``bench/``.
+
+The report is data: a list of :class:`Case` (an op, a label, an input
+builder, a bytes formula), each timed for the passes "fwd", "bwd" and
+"fwd+bwd" on every backend of that op that can run on the device (read from
+``_backend.OPS`` at run time, so a newly wired backend gets its rows without
+touching this file).  Ratios are against backend "reference" in the same run.
+
+Timing: one warm-up call, which also estimates the cost; then the median of
+``n`` calls, n chosen so the cell takes about ``budget`` seconds (at least
+``min_reps``, at most ``max_reps``).  On CUDA, ``torch.cuda.synchronize()``
+brackets every timed region.  "fwd" runs under ``no_grad``; "bwd" times only
+``torch.autograd.grad`` after an untimed forward; "fwd+bwd" times both.
+
+Bytes (for GB/s):
+    soft-argmax  fwd reads the heatmaps once, B·K·D·H·W·itemsize; bwd reads
+                 them and writes their gradient (2×); fwd+bwd 3×.
+    IK           fwd: inputs + outputs, B·(29·3 + 23·2 + 29·3 + 24·9)·itemsize;
+                 bwd: output gradient + input gradients (the same count);
+                 fwd+bwd: twice that.  IK rows also give poses/s = B / time.
+Copy bandwidth: the median of ``dst.copy_(src)`` over a 256 MB buffer,
+counting read + write; soft-argmax rows give their GB/s as a share of it.
+
+Peak memory ("peak MB", on the fwd+bwd row): the most memory held at once by
+allocations made during one fwd+bwd call, above what was live before it (the
+inputs are not counted).  CUDA: ``max_memory_allocated`` after
+``reset_peak_memory_stats``, minus the allocated memory before.  CPU:
+``torch.profiler`` with ``profile_memory=True`` records every allocation and
+free made through the CPU allocator; the peak is the maximum of the running
+sum of those events in time order.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import _backend, reference
+from .info import git_commit, machine, versions
+from .ik import hybrik_ik
+from .poses import sample_rotmats
+from .skeleton import NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST, PARENTS_29
+from .soft_argmax import soft_argmax3d
+
+PASSES = ("fwd", "bwd", "fwd+bwd")
+#: --ops names -> op names in _backend.OPS
+OP_NAMES = {"soft_argmax": "soft_argmax3d", "ik": "hybrik_ik"}
+DEFAULT_HEATMAP = (29, 64, 64, 64)        # K, D, H, W
+DEFAULT_SOFT_ARGMAX_BATCH = (1, 8)
+DEFAULT_IK_BATCH = (1, 64, 1024)
+COPY_MB = 256
+#: floats per pose that the IK reads (joints, twist, rest joints) and writes (rotations)
+IK_FLOATS_PER_POSE = NUM_JOINTS * 3 + NUM_TWIST * 2 + NUM_JOINTS * 3 + NUM_SMPL_JOINTS * 9
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def soft_argmax_inputs(B: int, K: int = 29, D: int = 64, H: int = 64, W: int = 64,
+                       device="cpu", dtype=torch.float32, requires_grad: bool = True,
+                       seed: int = 0) -> tuple[torch.Tensor]:
+    """(heatmaps,): (B, K, D, H, W) standard-normal logits."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, K, D, H, W, generator=g, dtype=dtype).to(device)
+    return (x.requires_grad_(requires_grad),)
+
+
+def ik_inputs(B: int, device="cpu", dtype=torch.float32, requires_grad: bool = True,
+              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(joints (B, 29, 3), twist (B, 23, 2), rest_joints (B, 29, 3)), metres.
+
+    A random skeleton (bones of 5–25 cm, jittered by 1 cm per sample) in a
+    random plausible pose (:func:`hybrik_fast.poses.sample_rotmats`); the
+    joints are its forward kinematics plus 5 mm of noise, the twist the true
+    (cos φ, sin φ).
+    """
+    g = torch.Generator().manual_seed(seed)
+    f64 = torch.float64
+    direction = torch.randn(NUM_JOINTS, 3, generator=g, dtype=f64)
+    length = 0.05 + 0.2 * torch.rand(NUM_JOINTS, 1, generator=g, dtype=f64)
+    bones = direction / direction.norm(dim=-1, keepdim=True) * length                  # (29, 3)
+    bones = bones + 0.01 * torch.randn(B, NUM_JOINTS, 3, generator=g, dtype=f64)       # (B, 29, 3)
+    rest = [torch.zeros(B, 3, dtype=f64)]
+    for i in range(1, NUM_JOINTS):
+        rest.append(rest[PARENTS_29[i]] + bones[:, i])
+    rest = torch.stack(rest, dim=1)                                                     # (B, 29, 3)
+    rotmats = sample_rotmats(B, generator=g)                                            # (B, 24, 3, 3)
+    joints = reference.forward_kinematics(rotmats, rest)
+    joints = joints + 0.005 * torch.randn(joints.shape, generator=g, dtype=f64)
+    twist = reference.twist_angles(rotmats, rest)                                       # (B, 23, 2)
+    return tuple(t.to(device=device, dtype=dtype).requires_grad_(requires_grad)
+                 for t in (joints, twist, rest))
+
+
+# ----------------------------------------------------------------------------- cases
+
+@dataclass(frozen=True)
+class Case:
+    op: str                                        # key of _backend.OPS
+    label: str
+    build: Callable[..., tuple]                    # (device, dtype) -> inputs, all requiring grad
+    call: Callable[[tuple, str], torch.Tensor]     # (inputs, backend) -> output
+    nbytes: Callable[[str, int], int]              # (pass, itemsize) -> bytes moved
+    poses: int | None = None                       # poses per call (IK), for poses/s
+
+
+def soft_argmax_case(B: int, K: int, D: int, H: int, W: int) -> Case:
+    n = B * K * D * H * W
+    return Case(
+        op="soft_argmax3d", label=f"B={B} {K}x{D}x{H}x{W}",
+        build=lambda device, dtype: soft_argmax_inputs(B, K, D, H, W, device, dtype),
+        call=lambda inp, backend: soft_argmax3d(inp[0], backend=backend),
+        nbytes=lambda pass_, itemsize: {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[pass_] * n * itemsize)
+
+
+def ik_case(B: int, mode: str = "adaptive") -> Case:
+    return Case(
+        op="hybrik_ik", label=f"B={B} {mode}",
+        build=lambda device, dtype: ik_inputs(B, device, dtype),
+        call=lambda inp, backend: hybrik_ik(*inp, mode=mode, backend=backend),
+        nbytes=lambda pass_, itemsize: ((2 if pass_ == "fwd+bwd" else 1)
+                                        * B * IK_FLOATS_PER_POSE * itemsize),
+        poses=B)
+
+
+def default_cases(ops=tuple(OP_NAMES.values()), heatmap=DEFAULT_HEATMAP,
+                  soft_argmax_batch=DEFAULT_SOFT_ARGMAX_BATCH, ik_batch=DEFAULT_IK_BATCH) -> list[Case]:
+    cases = []
+    if "soft_argmax3d" in ops:
+        cases += [soft_argmax_case(B, *heatmap) for B in soft_argmax_batch]
+    if "hybrik_ik" in ops:
+        cases += [ik_case(B) for B in ik_batch]
+    return cases
+
+
+def available(op: str, device: torch.device) -> list[str]:
+    """Backends of ``op`` that can run on ``device`` now."""
+    return [b for b in _backend.OPS[op]["backends"] if _backend.unavailable_reason(b, device) is None]
+
+
+# ----------------------------------------------------------------------------- timing
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def pass_fn(case: Case, inputs: tuple, backend: str, pass_: str,
+            device: torch.device) -> Callable[[], float]:
+    """A function that runs one ``pass_`` and returns its seconds."""
+    def fwd() -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            case.call(inputs, backend)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    def bwd(with_fwd: bool) -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        out = case.call(inputs, backend)
+        if not with_fwd:
+            _sync(device)
+            t0 = time.perf_counter()
+        torch.autograd.grad(out, inputs, torch.ones_like(out))
+        _sync(device)
+        return time.perf_counter() - t0
+
+    return {"fwd": fwd, "bwd": lambda: bwd(False), "fwd+bwd": lambda: bwd(True)}[pass_]
+
+
+def measure(once: Callable[[], float], budget: float, min_reps: int, max_reps: int) -> tuple[float, int]:
+    """Median seconds of ``once`` after one warm-up call; returns (seconds, repeats)."""
+    estimate = once()
+    reps = max(min_reps, min(max_reps, int(budget / max(estimate, 1e-9))))
+    return statistics.median(once() for _ in range(reps)), reps
+
+
+def copy_bandwidth(device: torch.device, mb: int = COPY_MB, reps: int = 10) -> float:
+    """GB/s of ``dst.copy_(src)`` over ``mb`` megabytes, counting read + write."""
+    src = torch.ones(mb * 2 ** 20 // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+
+    def once() -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    seconds, _ = measure(once, budget=0.0, min_reps=reps, max_reps=reps)
+    return 2 * src.numel() * src.element_size() / seconds / 1e9
+
+
+def peak_mb(once: Callable[[], float], device: torch.device) -> float:
+    """MB held at peak by allocations made during ``once()`` (see the module docstring)."""
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        once()
+        return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        once()
+    cpu = torch._C._autograd.DeviceType.CPU
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]" and e.device_type() == cpu)
+    held = peak = 0
+    for _, nbytes in events:
+        held += nbytes
+        peak = max(peak, held)
+    return peak / 2 ** 20
+
+
+# ----------------------------------------------------------------------------- report
+
+def run(cases: list[Case], device: torch.device, threads: list[int], dtype=torch.float32,
+        budget: float = 1.0, min_reps: int = 3, max_reps: int = 1000, copy_mb: int = COPY_MB,
+        log=print) -> dict:
+    """Time every case × backend × pass at each thread count; return all figures as a dict."""
+    report = {"header": header(device, dtype), "copy": [], "results": []}
+    for n_threads in threads:
+        torch.set_num_threads(n_threads)
+        copy_gbps = copy_bandwidth(device, copy_mb)
+        report["copy"].append({"threads": n_threads, "mb": copy_mb, "gbps": copy_gbps})
+        log(f"threads {n_threads}: copy {copy_gbps:.1f} GB/s")
+        for case in cases:
+            inputs = case.build(device, dtype)
+            itemsize = inputs[0].element_size()
+            ref_ms = {}
+            for backend in available(case.op, device):
+                for pass_ in PASSES:
+                    row = {"threads": n_threads, "op": case.op, "case": case.label, "pass": pass_,
+                           "backend": backend, "ms": None, "gbps": None, "copy_frac": None,
+                           "poses_per_s": None, "vs_reference": None, "peak_mb": None,
+                           "repeats": 0, "error": None}
+                    once = pass_fn(case, inputs, backend, pass_, device)
+                    try:
+                        seconds, row["repeats"] = measure(once, budget, min_reps, max_reps)
+                        if pass_ == "fwd+bwd":
+                            row["peak_mb"] = peak_mb(once, device)
+                    except Exception as e:  # a backend being wired may still raise; report it
+                        row["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:120]
+                        report["results"].append(row)
+                        log(f"  {case.op} {case.label} {pass_} {backend}: {row['error']}")
+                        continue
+                    row["ms"] = seconds * 1e3
+                    row["gbps"] = case.nbytes(pass_, itemsize) / seconds / 1e9
+                    if case.op == "soft_argmax3d":
+                        row["copy_frac"] = row["gbps"] / copy_gbps
+                    if case.poses is not None:
+                        row["poses_per_s"] = case.poses / seconds
+                    if backend == "reference":
+                        ref_ms[pass_] = row["ms"]
+                    if pass_ in ref_ms:
+                        row["vs_reference"] = ref_ms[pass_] / row["ms"]
+                    report["results"].append(row)
+                    log(f"  {case.op} {case.label} {pass_} {backend}: {row['ms']:.3f} ms "
+                        f"({row['repeats']} reps)")
+            del inputs
+    return report
+
+
+def header(device: torch.device, dtype) -> dict:
+    return {"machine": machine(), "versions": versions(), "commit": git_commit(),
+            "device": str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})",
+            "dtype": str(dtype).replace("torch.", ""),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+
+
+def _fmt(x, spec: str, suffix: str = "") -> str:
+    return "-" if x is None else format(x, spec) + suffix
+
+
+def format_report(report: dict) -> str:
+    h = report["header"]
+    m, v = h["machine"], h["versions"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']}"
+        + (f", cuda {m['cuda']}" if m["cuda"] else ""),
+        "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None),
+        f"commit: {h['commit'] or 'unknown'}   device: {h['device']}   dtype: {h['dtype']}   {h['date']}",
+        "ms: median; GB/s: bytes moved / time (module docstring); %copy: share of the copy "
+        "bandwidth; x ref: reference time / this time; peak MB: fwd+bwd allocations above the inputs",
+    ]
+    cols = ["op", "case", "pass", "backend", "ms", "GB/s", "%copy", "poses/s", "x ref", "peak MB", "reps"]
+    for copy in report["copy"]:
+        rows = []
+        for r in report["results"]:
+            if r["threads"] != copy["threads"]:
+                continue
+            if r["error"] is not None:
+                rows.append([r["op"], r["case"], r["pass"], r["backend"], "error: " + r["error"]])
+                continue
+            rows.append([r["op"], r["case"], r["pass"], r["backend"], _fmt(r["ms"], ".3f"),
+                         _fmt(r["gbps"], ".3g"), _fmt(r["copy_frac"] and 100 * r["copy_frac"], ".3g", "%"),
+                         _fmt(r["poses_per_s"], ",.0f"), _fmt(r["vs_reference"], ".2f", "x"),
+                         _fmt(r["peak_mb"], ".3g"), str(r["repeats"])])
+        widths = [max([len(c)] + [len(row[i]) for row in rows if len(row) > i and len(row) == len(cols)])
+                  for i, c in enumerate(cols)]
+        right = {"ms", "GB/s", "%copy", "poses/s", "x ref", "peak MB", "reps"}
+
+        def line(row):
+            if len(row) < len(cols):  # an error row: the message fills the numeric columns
+                return "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1]
+            return "  ".join(cell.rjust(w) if c in right else cell.ljust(w)
+                             for c, cell, w in zip(cols, row, widths)).rstrip()
+
+        lines += ["", f"torch threads {copy['threads']}: copy bandwidth {copy['gbps']:.1f} GB/s "
+                      f"({copy['mb']} MB dst.copy_(src), read + write)",
+                  line(cols), line(["-" * w for w in widths])]
+        previous = None
+        for row in rows:
+            if previous is not None and row[:2] != previous[:2]:
+                lines.append("")
+            lines.append(line(row))
+            previous = row
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _ints(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def _heatmap(text: str) -> tuple[int, int, int, int]:
+    dims = [int(s) for s in text.lower().split("x")]
+    if len(dims) != 4:
+        raise argparse.ArgumentTypeError(f"--heatmap wants KxDxHxW, e.g. 29x64x64x64, got {text!r}")
+    return tuple(dims)
+
+
+def _threads(text: str) -> list[int]:
+    """'1,all' -> [1, torch's thread count at start]."""
+    default = torch.get_num_threads()
+    return [default if s.strip() == "all" else int(s) for s in text.split(",") if s.strip()]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ops", default="soft_argmax,ik",
+                   help="comma list of " + ", ".join(OP_NAMES) + " (default: both)")
+    p.add_argument("--soft-argmax-batch", type=_ints, default=list(DEFAULT_SOFT_ARGMAX_BATCH),
+                   metavar="B,...", help="soft-argmax batch sizes (default 1,8)")
+    p.add_argument("--heatmap", type=_heatmap, default=DEFAULT_HEATMAP, metavar="KxDxHxW",
+                   help="soft-argmax heatmap size per sample (default 29x64x64x64)")
+    p.add_argument("--ik-batch", type=_ints, default=list(DEFAULT_IK_BATCH), metavar="B,...",
+                   help="IK batch sizes (default 1,64,1024)")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N,...",
+                   help="torch.set_num_threads values, 'all' = the default count; e.g. 1,all "
+                        "(default: the current count)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="default: cuda if available, else cpu")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds of timing per cell (default 1.0, 0.05 with --quick)")
+    p.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    p.add_argument("--quick", action="store_true",
+                   help="1 repeat per cell and a 32 MB copy: a smoke test, not a measurement")
+
+
+def main(args: argparse.Namespace) -> int:
+    ops = []
+    for name in args.ops.split(","):
+        name = name.strip()
+        if name not in OP_NAMES and name not in OP_NAMES.values():
+            raise SystemExit(f"--ops: unknown op {name!r}; choose from {', '.join(OP_NAMES)}")
+        ops.append(OP_NAMES.get(name, name))
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
+    cases = default_cases(ops, args.heatmap, args.soft_argmax_batch, args.ik_batch)
+    budget = args.budget if args.budget is not None else (0.05 if args.quick else 1.0)
+    report = run(cases, device, args.threads or [torch.get_num_threads()], budget=budget,
+                 min_reps=1 if args.quick else 3, copy_mb=32 if args.quick else COPY_MB,
+                 log=lambda msg: print(msg, flush=True))
+    report["header"]["quick"] = args.quick
+    report["header"]["budget_s"] = budget
+    print()
+    print(format_report(report))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"\nwrote {args.json}")
+    return 0

@@ -1,0 +1,53 @@
+"""The command line: ``python -m hybrik_fast info`` and ``bench --quick``."""
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from hybrik_fast import _backend
+from hybrik_fast.benchmark import PASSES, available
+
+
+def _run(*args, timeout=120):
+    out = subprocess.run([sys.executable, "-m", "hybrik_fast", *args], capture_output=True,
+                         text=True, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_info_mentions_versions_and_backends():
+    text = _run("info")
+    assert f"torch {torch.__version__}" in text
+    for name, ok in _backend.compiled_backends().items():
+        assert f"{name} {'yes' if ok else 'no'}" in text
+    for op in _backend.OPS:
+        assert op in text
+    assert "available on cpu" in text
+
+
+def test_bench_quick_table_and_json(tmp_path):
+    path = tmp_path / "bench.json"
+    text = _run("bench", "--quick", "--device", "cpu", "--soft-argmax-batch", "1", "--ik-batch", "1",
+                "--heatmap", "4x3x5x6", "--threads", "1", "--json", str(path))
+    report = json.loads(path.read_text())
+    assert set(report) == {"header", "copy", "results"}
+    assert {"machine", "versions", "commit", "device"} <= set(report["header"])
+    assert report["copy"][0]["threads"] == 1 and report["copy"][0]["gbps"] > 0
+
+    cpu = torch.device("cpu")
+    for op, case in [("soft_argmax3d", "B=1 4x3x5x6"), ("hybrik_ik", "B=1 adaptive")]:
+        for backend in available(op, cpu):
+            rows = [r for r in report["results"] if r["op"] == op and r["backend"] == backend]
+            assert [r["pass"] for r in rows] == list(PASSES)
+            table_rows = [line for line in text.splitlines()
+                          if line.startswith(op) and case in line and f" {backend} " in line]
+            assert len(table_rows) == len(PASSES), (op, backend, text)
+        ref = [r for r in report["results"] if r["op"] == op and r["backend"] == "reference"]
+        assert all(r["error"] is None and r["ms"] > 0 and r["vs_reference"] == 1.0 for r in ref)
+        assert ref[-1]["peak_mb"] is not None
+        if op == "hybrik_ik":
+            assert all(r["poses_per_s"] > 0 for r in ref)
+        else:
+            assert all(r["copy_frac"] > 0 for r in ref)
