@@ -226,6 +226,7 @@ def run(cases: list[Case], device: torch.device, threads: list[int], dtype=torch
         log=print) -> dict:
     """Time every case × backend × pass at each thread count; return all figures as a dict."""
     report = {"header": header(device, dtype), "copy": [], "results": []}
+    start_threads = torch.get_num_threads()
     for n_threads in threads:
         torch.set_num_threads(n_threads)
         copy_gbps = copy_bandwidth(device, copy_mb)
@@ -264,7 +265,8 @@ def run(cases: list[Case], device: torch.device, threads: list[int], dtype=torch
                     report["results"].append(row)
                     log(f"  {case.op} {case.label} {pass_} {backend}: {row['ms']:.3f} ms "
                         f"({row['repeats']} reps)")
-            del inputs
+            del inputs  # free before the next case builds its inputs
+    torch.set_num_threads(start_threads)
     return report
 
 
@@ -272,6 +274,7 @@ def header(device: torch.device, dtype) -> dict:
     return {"machine": machine(), "versions": versions(), "commit": git_commit(),
             "device": str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})",
             "dtype": str(dtype).replace("torch.", ""),
+            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
 
 
@@ -286,7 +289,8 @@ def format_report(report: dict) -> str:
         f"machine: {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']}"
         + (f", cuda {m['cuda']}" if m["cuda"] else ""),
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None),
-        f"commit: {h['commit'] or 'unknown'}   device: {h['device']}   dtype: {h['dtype']}   {h['date']}",
+        f"commit: {h['commit'] or 'unknown'}   device: {h['device']}   dtype: {h['dtype']}   {h['date']}"
+        + (f"   load {h['load_average']:.1f} at start" if h.get("load_average") is not None else ""),
         "ms: median; GB/s: bytes moved / time (module docstring); %copy: share of the copy "
         "bandwidth; x ref: reference time / this time; peak MB: fwd+bwd allocations above the inputs",
     ]
