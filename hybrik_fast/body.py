@@ -118,11 +118,11 @@ class _SMPLUnpickler(pickle.Unpickler):
 
 def _read_arrays(path: str) -> dict:
     """The raw key -> array dict of a .pkl or .npz model file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"body model file not found: {path}")
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"{path}: unknown model file suffix; expected one of {SUFFIXES}")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"body model file not found: {path}")
     try:
         if suffix == ".pkl":
             with open(path, "rb") as fh:
@@ -592,7 +592,7 @@ def _topology():
     offset = 0
     for name, part, side in _part_list():
         K, n = len(part["stations"]), part["n"]
-        f = _tube_faces(K, n)
+        f = _tube_faces(K, n) + offset
         faces.append(f[:, ::-1] if side < 0 else f)       # mirroring flips the winding
         owners = [_side_joint(j, side) for j in part["owners"]]
         s_all = [part["poles"][0]] + [st[0] for st in part["stations"]] + [part["poles"][1]]
@@ -607,20 +607,12 @@ def _topology():
                 regressor[_side_joint(st[3], side)] = offset + 1 + k * n + np.arange(n)
         leaves[name] = offset + 1 + K * n
         offset += K * n + 2
-    faces = np.concatenate([f + o for f, o in zip(faces, _offsets())])
+    faces = np.concatenate(faces)
     J_regressor = np.zeros((skeleton.NUM_SMPL_JOINTS, offset))
     for j, ids in regressor.items():
         J_regressor[j, ids] = 1.0 / len(ids)
     return (faces, np.concatenate(weights), J_regressor,
             np.array([leaves[p] for p in _LEAF_PARTS]))
-
-
-def _offsets():
-    out, o = [], 0
-    for _, part, _ in _part_list():
-        out.append(o)
-        o += len(part["stations"]) * part["n"] + 2
-    return out
 
 
 def _jitter(seed: int) -> dict:
