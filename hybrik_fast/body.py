@@ -406,8 +406,9 @@ _OFFSETS = {
 }
 _HEEL = (0.0, -0.055, -0.060)      # heel point of the foot tube, from the ankle
 
-# part: chain points, owners (len = points + 1... see above), ring axis
-# reference, ring resolution, start/end pole s, stations (s, a, b, joint)
+# part: chain (joint ids, left side), owners (chain length + 1: owners[0] for
+# s < 0, owners[k + 1] for segment k, the last for s beyond the end), ring
+# axis reference, ring resolution n, start/end pole s, stations (s, a, b, joint)
 _PARTS = {
     "torso": dict(chain=(0, 3, 6, 9, 12), owners=(0, 0, 3, 6, 9, 9), ref=(1, 0, 0),
                   n=32, poles=(-1.3, 3.93), radii="torso", stations=(
