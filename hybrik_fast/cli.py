@@ -16,6 +16,9 @@ def main(argv=None) -> int:
                                    "and peak memory; see hybrik_fast.benchmark.")
     from .benchmark import add_arguments
     add_arguments(p)
+    p = sub.add_parser("paper", help="the paper's IK checks (round trip, Tables 1 and 3) as tables")
+    p.add_argument("--backend", default="auto", help="IK backend (default: auto)")
+    p.add_argument("--model", default=None, help="SMPL-format body model (.pkl/.npz); default: synthetic")
     args = parser.parse_args(argv)
     if args.cmd == "info":
         from .info import info_text
@@ -27,4 +30,9 @@ def main(argv=None) -> int:
     elif args.cmd == "bench":
         from .benchmark import main as bench_main
         return bench_main(args)
+    elif args.cmd == "paper":
+        from .body import BodyModel
+        from .paper import report
+        body = BodyModel.load(args.model) if args.model else None
+        print(report(body, backend=args.backend))
     return 0

@@ -51,3 +51,10 @@ def test_bench_quick_table_and_json(tmp_path):
             assert all(r["poses_per_s"] > 0 for r in ref)
         else:
             assert all(r["copy_frac"] > 0 for r in ref)
+
+
+def test_paper_prints_the_three_tables():
+    text = _run("paper", "--backend", "reference")
+    for title in ("Round trip", "Table 1 shape", "Table 3 shape"):
+        assert title in text
+    assert "adaptive+fallback" in text
