@@ -1,0 +1,113 @@
+"""The HybrIK network with the 3D-heatmap head (Li et al., CVPR 2021, §3.3-3.4).
+
+    images (B, 3, S, S)
+      -> preact: ResNet trunk, C5 (B, C, S/32, S/32)
+      -> deconv_layers: 3 × [ConvTranspose2d(k4, s2, p1) + BN + ReLU]  (B, 256, S/4, S/4)
+      -> final_layer: 1×1 conv to K·D channels, viewed as (B, K, D, H, W)
+         (channel k·D + d), -> soft_argmax3d -> uvd (B, 29, 3)
+      -> FC branch: avgpool -> fc1 (C→1024) -> dropout -> fc2 (1024→1024)
+         -> dropout -> decshape (β offset from init_shape), decphi (23×2
+         twist), deccam (camera, see common.py), decsigma (σ, sigmoid)
+      -> camera.back_project(uvd, camera) -> hybrik_ik -> body model.
+
+The state-dict names follow the public implementation's
+``Simple3DPoseBaseSMPLCam``: ``preact.*``, ``deconv_layers.{0,1,3,4,6,7}.*``,
+``final_layer.*``, ``fc1.*``, ``fc2.*``, ``dec{shape,phi,cam,sigma}.*``,
+``init_cam``, ``init_shape`` and ``smpl.*``.  As there, fc1 and fc2 have no
+nonlinearity between them (only dropout).
+
+Heatmap size.  The three stride-2 deconvolutions take C5 to S/4, so the
+natural heatmap is (D, S/4, S/4) with D free.  A requested (H, W) other than
+(S/4, S/4) is reached by bilinear resampling of the logits before the
+soft-argmax (documented choice; the paper's 256 px / 64³ needs none).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..body import BodyModel
+from ..skeleton import NUM_BETAS, NUM_JOINTS, NUM_TWIST
+from ..soft_argmax import soft_argmax3d
+from .common import BodyHeadModel, unit_twist
+from .output import ModelOutput
+
+
+def check_heatmap_size(heatmap_size) -> tuple[int, int, int]:
+    """(D, H, W) of positive ints, else ValueError."""
+    try:
+        D, H, W = (int(n) for n in heatmap_size)
+        ok = all(int(n) == n for n in heatmap_size) and min(D, H, W) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"heatmap_size must be three positive ints (D, H, W), got {heatmap_size!r}")
+    return D, H, W
+
+
+class HybrIKModel(BodyHeadModel):
+    """HybrIK with a 3D-heatmap head; ``model(images) -> ModelOutput``."""
+
+    def __init__(self, backbone: str = "resnet34", image_size: int = 256,
+                 heatmap_size=(64, 64, 64), body: BodyModel | None = None,
+                 backend: str = "auto", deconv_channels: int = 256, dropout: float = 0.5):
+        super().__init__(backbone, image_size, body, backend)
+        self.heatmap_size = check_heatmap_size(heatmap_size)
+        D = self.heatmap_size[0]
+        cin, ch = self.preact.out_channels, deconv_channels
+        layers = []
+        for i in range(3):
+            layers += [nn.ConvTranspose2d(cin if i == 0 else ch, ch, kernel_size=4, stride=2,
+                                          padding=1, bias=False),
+                       nn.BatchNorm2d(ch), nn.ReLU(inplace=True)]
+        self.deconv_layers = nn.Sequential(*layers)                   # keys 0,1 / 3,4 / 6,7
+        self.final_layer = nn.Conv2d(ch, NUM_JOINTS * D, kernel_size=1)
+
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Linear(cin, 1024)
+        self.drop1 = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(1024, 1024)
+        self.drop2 = nn.Dropout(dropout)
+        self.decshape = nn.Linear(1024, NUM_BETAS)
+        self.decphi = nn.Linear(1024, NUM_TWIST * 2)
+        self.deccam = nn.Linear(1024, 3)
+        self.decsigma = nn.Linear(1024, NUM_JOINTS)
+        self._init_head()
+
+    def _init_head(self) -> None:
+        """Small initial outputs: near-uniform heatmaps, mean shape, initial camera."""
+        for m in self.deconv_layers.modules():
+            if isinstance(m, nn.ConvTranspose2d):
+                nn.init.normal_(m.weight, std=0.001)
+        nn.init.normal_(self.final_layer.weight, std=0.001)
+        nn.init.zeros_(self.final_layer.bias)
+        for m in (self.decshape, self.decphi, self.deccam, self.decsigma):
+            nn.init.xavier_uniform_(m.weight, gain=0.01)
+            nn.init.zeros_(m.bias)
+
+    def predict(self, images: torch.Tensor) -> dict:
+        """images (B, 3, S, S) -> the network's raw predictions: uvd (B, 29, 3),
+        twist (B, 23, 2) unit, betas (B, 10), camera (B, 3), sigma (B, 29)."""
+        self.check_images(images)
+        B = images.shape[0]
+        D, H, W = self.heatmap_size
+        c5 = self.preact(images)                                      # (B, C, S/32, S/32)
+
+        logits = self.final_layer(self.deconv_layers(c5))             # (B, K·D, S/4, S/4)
+        if tuple(logits.shape[-2:]) != (H, W):
+            logits = nn.functional.interpolate(logits, size=(H, W), mode="bilinear",
+                                               align_corners=False)
+        heatmaps = logits.reshape(B, NUM_JOINTS, D, H, W)             # channel k·D + d
+        uvd = soft_argmax3d(heatmaps, backend=self.backend)           # (B, 29, 3)
+
+        x = self.avg_pool(c5).flatten(1)                              # (B, C)
+        x = self.drop2(self.fc2(self.drop1(self.fc1(x))))             # (B, 1024)
+        betas = self.init_shape.to(x.dtype) + self.decshape(x)        # (B, 10)
+        twist = unit_twist(self.decphi(x).reshape(B, NUM_TWIST, 2))   # (B, 23, 2)
+        camera = self.decode_camera(self.deccam(x))                   # (B, 3)
+        sigma = torch.sigmoid(self.decsigma(x))                       # (B, 29)
+        return {"uvd": uvd, "twist": twist, "betas": betas, "camera": camera, "sigma": sigma}
+
+    def forward(self, images: torch.Tensor) -> ModelOutput:
+        """images (B, 3, S, S) -> :class:`ModelOutput` (all fields; sigma (B, 29))."""
+        return self.decode(**self.predict(images))
