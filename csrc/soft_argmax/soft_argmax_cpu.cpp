@@ -1,0 +1,341 @@
+// Fused soft-argmax over 3D heatmaps: CPU forward and backward kernels.
+//
+// Shapes: x (B, K, D, H, W) logits, any floating dtype.  A "row" is the D·H·W
+// voxels of one joint; there are R = B·K rows, run in parallel with
+// at::parallel_for.  Per row, with p = softmax(x) over the row:
+//
+//   c_x = Σ_v p_v·w_v/W − 0.5,   c_y = Σ_v p_v·h_v/H − 0.5,   c_z = Σ_v p_v·d_v/D − 0.5
+//   lse = log Σ_v exp(x_v),      conf = max_v p_v = exp(max_v x_v − lse)
+//
+// which equals the marginal form of the reference
+// (hybrik_fast/reference/soft_argmax.py).
+//
+// Forward reads each logit from memory once.  It walks the row in blocks of
+// whole h-rows of one d-plane (at most kBlock voxels, so a block stays in L1):
+// the block's max is taken first, the running max m and the sums are rescaled
+// by exp(m_old − m_new) when it grows (online softmax at block granularity),
+// then one vectorised pass over the block (now in cache) accumulates
+// Σ e, Σ e·w and Σ e·h for e = exp(x − m).  The voxel indices come from small
+// per-block tables of w and h, so there is no division per voxel; the d index
+// is constant in a block.  Float sums inside a block, double across blocks.
+//
+// Backward reads x once and writes dx once, recomputing p = exp(x − lse).
+//
+// Accumulation is in float for fp16/bf16/fp32 and in double for fp64; the
+// outputs coords, lse and conf are in that accumulation dtype (the Python op
+// casts coords and conf to the input dtype) so that backward sees unrounded
+// coordinates.
+#include <torch/extension.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace hybrik_fast {
+namespace {
+
+// Voxels per block: 4096 floats = 16 KiB, half of a typical L1 data cache.
+constexpr int64_t kBlock = 4096;
+
+// exp(x) for x <= 0 in float, in a form the compiler vectorises (no libm call):
+// Cody–Waite range reduction x = n·ln2 + r, |r| <= ln2/2, the degree-6 Cephes
+// polynomial for exp(r) (about 1 ulp, Moshier, "Cephes Math Library", expf.c),
+// and 2^n built in the exponent bits.  n is found with the round-to-nearest
+// "magic number" 1.5·2^23.  Returns 0 below the smallest normal result and
+// keeps NaN (NaN < c is false).
+inline __attribute__((always_inline)) float exp_nonpos(float x) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693359375f;
+  constexpr float kLn2Lo = -2.12194440e-4f;
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  constexpr float kMin = -87.0f;         // exp(-87) ~ 1.6e-38, still normal
+  const float xc = x < kMin ? kMin : x;
+  const float t = xc * kLog2e + kMagic;  // low mantissa bits hold round(xc·log2e)
+  const float n = t - kMagic;
+  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  uint32_t ti;
+  std::memcpy(&ti, &t, sizeof ti);
+  const uint32_t bits = (ti - 0x4B400000u + 127u) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return x < kMin ? 0.0f : p * scale;
+}
+
+inline double exp_nonpos(double x) { return std::exp(x); }
+
+// The three hot loops.  They are plain loops under `omp simd`, so GCC
+// vectorises them, reductions included, without -ffast-math.
+
+// Max of x[0..n).  A NaN may or may not win; the sums below turn a row with a
+// NaN into NaN either way.
+template <typename acc_t>
+inline __attribute__((always_inline)) acc_t block_max_impl(const acc_t* x, int64_t n) {
+  acc_t m = -std::numeric_limits<acc_t>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+// Σ e, Σ e·w, Σ e·h over one block, e = exp(x − m); wv/hv are the w index and
+// the h index relative to the block's first h-row, per voxel.
+template <typename acc_t>
+inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const acc_t* wv, const acc_t* hv,
+                                                           int64_t n, acc_t m, acc_t* out /* [3] */) {
+  acc_t s = 0, sw = 0, sh = 0;
+#pragma omp simd reduction(+ : s, sw, sh)
+  for (int64_t i = 0; i < n; ++i) {
+    const acc_t e = exp_nonpos(x[i] - m);
+    s += e;
+    sw += e * wv[i];
+    sh += e * hv[i];
+  }
+  out[0] = s;
+  out[1] = sw;
+  out[2] = sh;
+}
+
+// dx = exp(x − lse)·(aw·w + ah·h + base) over one block.
+template <typename acc_t>
+inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const acc_t* wv, const acc_t* hv,
+                                                           int64_t n, acc_t lse, acc_t aw, acc_t ah, acc_t base,
+                                                           acc_t* dx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dx[i] = exp_nonpos(x[i] - lse) * (aw * wv[i] + ah * hv[i] + base);
+}
+
+// The float versions are compiled for AVX-512, AVX2+FMA and baseline x86-64
+// and picked at load time (GCC function multi-versioning); the double ones
+// (gradcheck) are not speed-critical.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define HF_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HF_MULTIVERSION
+#endif
+
+HF_MULTIVERSION float block_max(const float* x, int64_t n) { return block_max_impl(x, n); }
+HF_MULTIVERSION void block_sums(const float* x, const float* wv, const float* hv, int64_t n, float m,
+                                float* out) {
+  block_sums_impl(x, wv, hv, n, m, out);
+}
+HF_MULTIVERSION void block_grad(const float* x, const float* wv, const float* hv, int64_t n, float lse,
+                                float aw, float ah, float base, float* dx) {
+  block_grad_impl(x, wv, hv, n, lse, aw, ah, base, dx);
+}
+double block_max(const double* x, int64_t n) { return block_max_impl(x, n); }
+void block_sums(const double* x, const double* wv, const double* hv, int64_t n, double m, double* out) {
+  block_sums_impl(x, wv, hv, n, m, out);
+}
+void block_grad(const double* x, const double* wv, const double* hv, int64_t n, double lse, double aw,
+                double ah, double base, double* dx) {
+  block_grad_impl(x, wv, hv, n, lse, aw, ah, base, dx);
+}
+
+// How a row is cut into blocks: `rows` h-rows of W voxels each, never
+// crossing a d-plane.  wv/hv hold the per-voxel w and relative-h tables.
+template <typename acc_t>
+struct Blocking {
+  int64_t D, H, W, rows, len;
+  std::vector<acc_t> wv, hv;
+  Blocking(int64_t D_, int64_t H_, int64_t W_) : D(D_), H(H_), W(W_) {
+    rows = std::min<int64_t>(H, std::max<int64_t>(1, kBlock / W));
+    len = rows * W;
+    wv.resize(len);
+    hv.resize(len);
+    for (int64_t i = 0; i < len; ++i) {
+      wv[i] = static_cast<acc_t>(i % W);
+      hv[i] = static_cast<acc_t>(i / W);
+    }
+  }
+};
+
+// The block as acc_t: a pointer into x itself when the dtypes agree, else the
+// block converted into `buf`.
+template <typename scalar_t, typename acc_t>
+inline const acc_t* as_acc(const scalar_t* x, int64_t n, acc_t* buf) {
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    return x;
+  } else {
+    for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<acc_t>(x[i]);
+    return buf;
+  }
+}
+
+template <typename scalar_t>
+void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t W,
+                    at::opmath_type<scalar_t>* coords, at::opmath_type<scalar_t>* lse,
+                    at::opmath_type<scalar_t>* conf) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Blocking<acc_t> blk(D, H, W);
+  const int64_t N = D * H * W;
+  at::parallel_for(0, R, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> buf(std::is_same_v<scalar_t, acc_t> ? 0 : blk.len);
+    for (int64_t r = begin; r < end; ++r) {
+      const scalar_t* xr = x + r * N;
+      acc_t m = -std::numeric_limits<acc_t>::infinity();
+      double s = 0, sw = 0, sh = 0, sd = 0;
+      bool nan = false;
+      for (int64_t d = 0; d < D; ++d) {
+        for (int64_t h0 = 0; h0 < H; h0 += blk.rows) {
+          const int64_t n = std::min(blk.rows, H - h0) * W;
+          const acc_t* xb = as_acc(xr + (d * H + h0) * W, n, buf.data());
+          const acc_t bm = block_max(xb, n);
+          if (bm == -std::numeric_limits<acc_t>::infinity()) continue;  // adds exactly 0
+          if (std::isnan(bm)) nan = true;
+          if (bm > m) {  // rescale the sums to the new max
+            const double scale = std::exp(static_cast<double>(m) - static_cast<double>(bm));
+            s *= scale;
+            sw *= scale;
+            sh *= scale;
+            sd *= scale;
+            m = bm;
+          }
+          acc_t part[3];
+          block_sums(xb, blk.wv.data(), blk.hv.data(), n, m, part);
+          s += part[0];
+          sw += part[1];
+          sh += part[2] + static_cast<double>(h0) * part[0];
+          sd += static_cast<double>(d) * part[0];
+        }
+      }
+      if (nan) s = std::numeric_limits<double>::quiet_NaN();
+      // all −inf: s = 0, m = −inf gives coords 0/0 = NaN, lse = −inf and
+      // conf = exp(−inf − −inf) = NaN, as softmax does.
+      coords[r * 3 + 0] = static_cast<acc_t>(sw / (s * W) - 0.5);
+      coords[r * 3 + 1] = static_cast<acc_t>(sh / (s * H) - 0.5);
+      coords[r * 3 + 2] = static_cast<acc_t>(sd / (s * D) - 0.5);
+      const double l = static_cast<double>(m) + std::log(s);
+      lse[r] = static_cast<acc_t>(l);
+      conf[r] = static_cast<acc_t>(std::exp(static_cast<double>(m) - l));
+    }
+  });
+}
+
+// Backward.  With p = softmax(x) over a row and c_a = Σ_v p_v·i_a(v)/N_a − 0.5
+// for each axis a ∈ {x: (w, W), y: (h, H), z: (d, D)}:
+//
+//   ∂p_v/∂x_u = p_v (δ_uv − p_u)
+//   ∂c_a/∂x_u = Σ_v i_a(v)/N_a · p_v (δ_uv − p_u)
+//             = p_u (i_a(u)/N_a − Σ_v p_v i_a(v)/N_a)
+//             = p_u (i_a(u)/N_a − 0.5 − c_a)
+//
+// so for the incoming gradient g = ∂L/∂c (3 numbers per row):
+//
+//   dx_u = p_u · Σ_a g_a (i_a(u)/N_a − 0.5 − c_a),   p_u = exp(x_u − lse).
+//
+// Per row the bracket is affine in (w, h, d): aw·w + ah·h + ad·d − C with
+// a_a = g_a/N_a and C = Σ_a g_a (0.5 + c_a), so per block it is
+// aw·w + ah·h_rel + base with base = ah·h0 + ad·d − C.
+template <typename scalar_t>
+void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
+                     const at::opmath_type<scalar_t>* coords, const at::opmath_type<scalar_t>* lse,
+                     int64_t R, int64_t D, int64_t H, int64_t W, scalar_t* dx) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Blocking<acc_t> blk(D, H, W);
+  const int64_t N = D * H * W;
+  at::parallel_for(0, R, 1, [&](int64_t begin, int64_t end) {
+    constexpr bool same = std::is_same_v<scalar_t, acc_t>;
+    std::vector<acc_t> buf(same ? 0 : blk.len), out(same ? 0 : blk.len);
+    for (int64_t r = begin; r < end; ++r) {
+      const acc_t gx = grad[r * 3 + 0], gy = grad[r * 3 + 1], gz = grad[r * 3 + 2];
+      const acc_t aw = gx / W, ah = gy / H, ad = gz / D;
+      const acc_t C = gx * (acc_t(0.5) + coords[r * 3 + 0]) + gy * (acc_t(0.5) + coords[r * 3 + 1]) +
+                      gz * (acc_t(0.5) + coords[r * 3 + 2]);
+      const acc_t l = lse[r];
+      for (int64_t d = 0; d < D; ++d) {
+        for (int64_t h0 = 0; h0 < H; h0 += blk.rows) {
+          const int64_t n = std::min(blk.rows, H - h0) * W;
+          const int64_t off = r * N + (d * H + h0) * W;
+          const acc_t* xb = as_acc(x + off, n, buf.data());
+          const acc_t base = ah * h0 + ad * d - C;
+          if constexpr (same) {
+            block_grad(xb, blk.wv.data(), blk.hv.data(), n, l, aw, ah, base, dx + off);
+          } else {
+            block_grad(xb, blk.wv.data(), blk.hv.data(), n, l, aw, ah, base, out.data());
+            for (int64_t i = 0; i < n; ++i) dx[off + i] = static_cast<scalar_t>(out[i]);
+          }
+        }
+      }
+    }
+  });
+}
+
+// Boundary checks (the Python op validates user input first; these guard the
+// raw operator).
+#define CHECK_HEATMAPS(x)                                                                     \
+  TORCH_CHECK((x).dim() == 5 && (x).size(2) > 0 && (x).size(3) > 0 && (x).size(4) > 0,     \
+              #x " must have shape (B, K, D, H, W) with D, H, W > 0, got ", (x).sizes()); \
+  TORCH_CHECK((x).is_floating_point(), #x " must be floating, got ", (x).scalar_type());  \
+  TORCH_CHECK((x).device().is_cpu(), #x " must be a CPU tensor")
+
+#define CHECK_SHAPE(t, ...)                                                                    \
+  TORCH_CHECK((t).sizes() == at::IntArrayRef({__VA_ARGS__}), #t " must have shape (" #__VA_ARGS__ \
+              "), got ", (t).sizes())
+
+// soft_argmax3d_fwd: x (B, K, D, H, W) -> coords (B, K, 3), lse (B, K), conf (B, K),
+// all in the accumulation dtype (float, or double for double input).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> soft_argmax3d_fwd_cpu(const at::Tensor& x_in) {
+  CHECK_HEATMAPS(x_in);
+  const at::Tensor x = x_in.contiguous();
+  const int64_t B = x.size(0), K = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4);
+  const auto acc = at::toOpMathType(x.scalar_type());
+  const auto opts = x.options().dtype(acc);
+  at::Tensor coords = at::empty({B, K, 3}, opts);
+  at::Tensor lse = at::empty({B, K}, opts);
+  at::Tensor conf = at::empty({B, K}, opts);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_argmax3d_fwd_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    forward_kernel<scalar_t>(x.const_data_ptr<scalar_t>(), B * K, D, H, W, coords.mutable_data_ptr<acc_t>(),
+                             lse.mutable_data_ptr<acc_t>(), conf.mutable_data_ptr<acc_t>());
+  });
+  return {coords, lse, conf};
+}
+
+// soft_argmax3d_bwd: grad_coords (B, K, 3), x (B, K, D, H, W), coords (B, K, 3),
+// lse (B, K) -> dx (B, K, D, H, W), contiguous, in x's dtype.
+at::Tensor soft_argmax3d_bwd_cpu(const at::Tensor& grad_coords, const at::Tensor& x_in,
+                                 const at::Tensor& coords, const at::Tensor& lse) {
+  CHECK_HEATMAPS(x_in);
+  const int64_t B = x_in.size(0), K = x_in.size(1), D = x_in.size(2), H = x_in.size(3), W = x_in.size(4);
+  CHECK_SHAPE(grad_coords, B, K, 3);
+  CHECK_SHAPE(coords, B, K, 3);
+  CHECK_SHAPE(lse, B, K);
+  const at::Tensor x = x_in.contiguous();
+  const auto acc = at::toOpMathType(x.scalar_type());
+  const at::Tensor g = grad_coords.to(acc).contiguous();
+  const at::Tensor c = coords.to(acc).contiguous();
+  const at::Tensor l = lse.to(acc).contiguous();
+  at::Tensor dx = at::empty(x.sizes(), x.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_argmax3d_bwd_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    backward_kernel<scalar_t>(g.const_data_ptr<acc_t>(), x.const_data_ptr<scalar_t>(), c.const_data_ptr<acc_t>(),
+                              l.const_data_ptr<acc_t>(), B * K, D, H, W, dx.mutable_data_ptr<scalar_t>());
+  });
+  return dx;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(hybrik_fast_C, m) {
+  m.def("soft_argmax3d_fwd(Tensor x) -> (Tensor coords, Tensor lse, Tensor conf)");
+  m.def("soft_argmax3d_bwd(Tensor grad_coords, Tensor x, Tensor coords, Tensor lse) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(hybrik_fast_C, CPU, m) {
+  m.impl("soft_argmax3d_fwd", &soft_argmax3d_fwd_cpu);
+  m.impl("soft_argmax3d_bwd", &soft_argmax3d_bwd_cpu);
+}
+
+}  // namespace hybrik_fast

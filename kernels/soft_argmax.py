@@ -1,0 +1,220 @@
+"""Fused soft-argmax over 3D heatmaps: Triton forward and backward kernels.
+
+Shapes: heatmaps (B, K, D, H, W).  A row is the N = D·H·W voxels of one
+joint; there are R = B·K rows.  With p = softmax over a row,
+
+    c_x = Σ_v p_v·w_v/W − 0.5,  c_y = Σ_v p_v·h_v/H − 0.5,  c_z = Σ_v p_v·d_v/D − 0.5
+    lse = log Σ_v exp(x_v),     conf = max_v p_v = exp(max_v x_v − lse)
+
+(the marginal form of hybrik_fast/reference/soft_argmax.py).
+
+Forward is two launches.  ``_fwd_partial_kernel`` runs on a (R, S) grid: each
+row is cut into S chunks, so that even B = 1 (29 rows) gives enough programs to
+fill a GPU.  Each program keeps, per lane of a BLOCK-wide tile, an online
+softmax state (running max m, Σ e, Σ e·w, Σ e·h, Σ e·d with e = exp(x − m)),
+folds the lanes together and writes the chunk's five partials.
+``_fwd_merge_kernel`` merges a row's S partials by log-sum-exp and writes
+coords, lse and conf.  Backward is one launch on the same (R, S) grid.  Only
+the logits are read from and written to memory at size N per row.
+
+Accumulation is in float32 (float64 for float64 input); coords, lse and conf
+are returned in that dtype and dx in the input's dtype.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+#: voxels per tile at most; a power of two (short rows use a smaller tile)
+BLOCK = 1024
+
+
+@triton.jit
+def _fwd_partial_kernel(
+    x_ptr,     # (R, N) logits, contiguous, any float dtype
+    part_ptr,  # (R, S, 5) out: per chunk (m, Σe, Σe·w, Σe·h, Σe·d), e = exp(x − m)
+    N, H, W,   # voxels per row, height, width (D = N // (H·W))
+    CHUNK,     # voxels per chunk, a multiple of BLOCK; S = cdiv(N, CHUNK)
+    S,         # chunks per row
+    ACC: tl.constexpr,    # accumulation dtype: tl.float32, or tl.float64 for float64 input
+    BLOCK: tl.constexpr,  # tile width (lanes)
+):
+    row = tl.program_id(0).to(tl.int64)
+    chunk = tl.program_id(1)
+    lane = tl.arange(0, BLOCK)
+    start = chunk * CHUNK
+    m = tl.full((BLOCK,), float("-inf"), ACC)
+    s = tl.zeros((BLOCK,), ACC)
+    sw = tl.zeros((BLOCK,), ACC)
+    sh = tl.zeros((BLOCK,), ACC)
+    sd = tl.zeros((BLOCK,), ACC)
+    for off in range(0, CHUNK, BLOCK):
+        v = start + off + lane  # voxel index in the row
+        mask = v < N
+        x = tl.load(x_ptr + row * N + v, mask=mask, other=float("-inf")).to(ACC)
+        m_new = tl.maximum(m, x)
+        # a lane that has seen only −inf keeps m = −inf; shift by 0 there so
+        # that exp(−inf − shift) = 0 instead of NaN
+        shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp(m - shift)
+        e = tl.exp(x - shift)
+        w = (v % W).to(ACC)
+        h = ((v // W) % H).to(ACC)
+        d = (v // (W * H)).to(ACC)
+        s = s * alpha + e
+        sw = sw * alpha + e * w
+        sh = sh * alpha + e * h
+        sd = sd * alpha + e * d
+        m = m_new
+    # fold the lanes onto the chunk max
+    mc = tl.max(m, axis=0)
+    shift_c = tl.where(mc == float("-inf"), 0.0, mc)
+    scale = tl.exp(m - shift_c)
+    out = part_ptr + (row * S + chunk) * 5
+    tl.store(out + 0, mc)
+    tl.store(out + 1, tl.sum(s * scale, axis=0))
+    tl.store(out + 2, tl.sum(sw * scale, axis=0))
+    tl.store(out + 3, tl.sum(sh * scale, axis=0))
+    tl.store(out + 4, tl.sum(sd * scale, axis=0))
+
+
+@triton.jit
+def _fwd_merge_kernel(
+    part_ptr,    # (R, S, 5) in: the chunk partials of _fwd_partial_kernel
+    coords_ptr,  # (R, 3) out: (x, y, z)
+    lse_ptr,     # (R,) out: log Σ exp(x)
+    conf_ptr,    # (R,) out: exp(max − lse)
+    S,           # chunks per row
+    D, H, W,     # heatmap depth, height, width
+    ACC: tl.constexpr,      # accumulation dtype
+    BLOCK_S: tl.constexpr,  # power of two >= S
+):
+    row = tl.program_id(0).to(tl.int64)
+    j = tl.arange(0, BLOCK_S)
+    mask = j < S
+    base = part_ptr + (row * S + j) * 5
+    m = tl.load(base + 0, mask=mask, other=float("-inf"))
+    M = tl.max(m, axis=0)
+    shift = tl.where(M == float("-inf"), 0.0, M)
+    # chunks that saw only −inf have s = 0 and contribute 0; keep their
+    # exp(−inf − shift) = 0 from meeting NaN
+    scale = tl.where(m == float("-inf"), 0.0, tl.exp(m - shift))
+    s = tl.sum(tl.load(base + 1, mask=mask, other=0.0) * scale, axis=0)
+    sw = tl.sum(tl.load(base + 2, mask=mask, other=0.0) * scale, axis=0)
+    sh = tl.sum(tl.load(base + 3, mask=mask, other=0.0) * scale, axis=0)
+    sd = tl.sum(tl.load(base + 4, mask=mask, other=0.0) * scale, axis=0)
+    # all −inf: s = 0 gives coords 0/0 = NaN, lse = −inf, conf = NaN, as softmax does
+    tl.store(coords_ptr + row * 3 + 0, sw / (s * W) - 0.5)
+    tl.store(coords_ptr + row * 3 + 1, sh / (s * H) - 0.5)
+    tl.store(coords_ptr + row * 3 + 2, sd / (s * D) - 0.5)
+    lse = M + tl.log(s)
+    tl.store(lse_ptr + row, lse)
+    tl.store(conf_ptr + row, tl.exp(M - lse))
+
+
+# Backward.  With p = softmax(x) over a row and c_a = Σ_v p_v·i_a(v)/N_a − 0.5
+# for each axis a ∈ {x: (w, W), y: (h, H), z: (d, D)}:
+#
+#   ∂p_v/∂x_u = p_v (δ_uv − p_u)
+#   ∂c_a/∂x_u = Σ_v i_a(v)/N_a · p_v (δ_uv − p_u) = p_u (i_a(u)/N_a − 0.5 − c_a)
+#
+# so for the incoming gradient g = ∂L/∂c (3 numbers per row):
+#
+#   dx_u = p_u · Σ_a g_a (i_a(u)/N_a − 0.5 − c_a),   p_u = exp(x_u − lse).
+#
+# The bracket is affine in (w, h, d): (g_x/W)·w + (g_y/H)·h + (g_z/D)·d − C with
+# C = Σ_a g_a (0.5 + c_a), computed once per program.
+@triton.jit
+def _bwd_kernel(
+    grad_ptr,    # (R, 3) in: ∂L/∂coords, accumulation dtype
+    x_ptr,       # (R, N) in: logits, contiguous
+    coords_ptr,  # (R, 3) in: forward coords, accumulation dtype
+    lse_ptr,     # (R,) in: forward log-sum-exp, accumulation dtype
+    dx_ptr,      # (R, N) out: ∂L/∂x in x's dtype
+    N, H, W,     # voxels per row, height, width
+    D,           # depth
+    CHUNK,       # voxels per chunk, a multiple of BLOCK
+    ACC: tl.constexpr,    # accumulation dtype
+    BLOCK: tl.constexpr,  # tile width
+):
+    row = tl.program_id(0).to(tl.int64)
+    start = tl.program_id(1) * CHUNK
+    lane = tl.arange(0, BLOCK)
+    gx = tl.load(grad_ptr + row * 3 + 0).to(ACC)
+    gy = tl.load(grad_ptr + row * 3 + 1).to(ACC)
+    gz = tl.load(grad_ptr + row * 3 + 2).to(ACC)
+    C = (gx * (0.5 + tl.load(coords_ptr + row * 3 + 0).to(ACC))
+         + gy * (0.5 + tl.load(coords_ptr + row * 3 + 1).to(ACC))
+         + gz * (0.5 + tl.load(coords_ptr + row * 3 + 2).to(ACC)))
+    aw = gx / W
+    ah = gy / H
+    ad = gz / D
+    lse = tl.load(lse_ptr + row).to(ACC)
+    for off in range(0, CHUNK, BLOCK):
+        v = start + off + lane
+        mask = v < N
+        x = tl.load(x_ptr + row * N + v, mask=mask, other=0.0).to(ACC)
+        w = (v % W).to(ACC)
+        h = ((v // W) % H).to(ACC)
+        d = (v // (W * H)).to(ACC)
+        dx = tl.exp(x - lse) * (aw * w + ah * h + ad * d - C)
+        tl.store(dx_ptr + row * N + v, dx.to(dx_ptr.dtype.element_ty), mask=mask)
+
+
+def _acc_dtype(x: torch.Tensor):
+    return (torch.float64, tl.float64) if x.dtype == torch.float64 else (torch.float32, tl.float32)
+
+
+def _split(R: int, N: int, device: torch.device) -> tuple[int, int, int]:
+    """(block, CHUNK, S): the tile width, and a cut of each row into S chunks
+    of CHUNK voxels so that the grid has about four programs per SM
+    (R·S >= 4·SMs) when the row is long enough."""
+    if device.type == "cuda":
+        target = 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    else:  # the interpreter: any split exercises the merge
+        target = 4
+    block = min(BLOCK, max(16, triton.next_power_of_2(N)))
+    tiles = triton.cdiv(N, block)
+    S = max(1, min(tiles, triton.cdiv(target, max(R, 1))))
+    chunk = triton.cdiv(tiles, S) * block
+    return block, chunk, triton.cdiv(N, chunk)
+
+
+def soft_argmax3d_fwd(x: torch.Tensor):
+    """x: (B, K, D, H, W) -> coords (B, K, 3), lse (B, K), conf (B, K) in the
+    accumulation dtype (float32, float64 for float64 input)."""
+    B, K, D, H, W = x.shape
+    R, N = B * K, D * H * W
+    acc, tl_acc = _acc_dtype(x)
+    coords = torch.empty((B, K, 3), dtype=acc, device=x.device)
+    lse = torch.empty((B, K), dtype=acc, device=x.device)
+    conf = torch.empty((B, K), dtype=acc, device=x.device)
+    if R == 0:
+        return coords, lse, conf
+    x = x.contiguous()
+    block, chunk, S = _split(R, N, x.device)
+    part = torch.empty((R, S, 5), dtype=acc, device=x.device)
+    _fwd_partial_kernel[(R, S)](x, part, N, H, W, chunk, S, ACC=tl_acc, BLOCK=block)
+    _fwd_merge_kernel[(R,)](part, coords, lse, conf, S, D, H, W,
+                            ACC=tl_acc, BLOCK_S=triton.next_power_of_2(S))
+    return coords, lse, conf
+
+
+def soft_argmax3d_bwd(grad_coords: torch.Tensor, x: torch.Tensor, coords: torch.Tensor,
+                      lse: torch.Tensor) -> torch.Tensor:
+    """grad_coords (B, K, 3), x (B, K, D, H, W), coords (B, K, 3), lse (B, K)
+    -> dx (B, K, D, H, W), contiguous, in x's dtype."""
+    B, K, D, H, W = x.shape
+    R, N = B * K, D * H * W
+    dx = torch.empty((B, K, D, H, W), dtype=x.dtype, device=x.device)
+    if R == 0:
+        return dx
+    acc, tl_acc = _acc_dtype(x)
+    x = x.contiguous()
+    grad_coords = grad_coords.to(acc).contiguous()
+    coords = coords.to(acc).contiguous()
+    lse = lse.to(acc).contiguous()
+    block, chunk, S = _split(R, N, x.device)
+    _bwd_kernel[(R, S)](grad_coords, x, coords, lse, dx, N, H, W, D, chunk, ACC=tl_acc, BLOCK=block)
+    return dx
