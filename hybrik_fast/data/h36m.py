@@ -1,0 +1,94 @@
+"""Human3.6M in HybrIK's annotation format (``*_protocol_2.json``).
+
+File: an object with parallel lists ``images`` and ``annotations`` (or
+annotations joined by ``image_id``); the fields of the i-th pair are merged.
+Per record:
+
+    file_name          image path relative to ``image_dir`` (default root/images)
+    bbox               x, y, w, h, pixels
+    cam_param{f, c}    focal lengths and principal point (2 each), pixels
+    smpl_joints        29×3 or 24×3, camera frame, millimetres (units=)
+    betas              10
+    thetas             24×3 (or 72) axis-angle; the root in the camera frame
+    angle_twist        optional {angle, cos, sin} (23 each); angle −999 = invalid
+
+Labels: uv from projecting ``smpl_joints`` with the record's camera, d and xyz
+from its camera-frame depths (root-relative), SMPL weight 1, twist from
+``angle_twist`` (or from the body model, see
+:class:`~hybrik_fast.data.annotations.AnnotatedDataset`).  With only 24 joints
+the five leaves get weight 0.  ``h36m_joints``, ``root_coord``, ``width`` and
+``height`` are not needed for training and are not read.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..skeleton import NUM_BETAS, NUM_SMPL_JOINTS
+from .annotations import (AnnotatedDataset, Record, check_finite, find_annotation, get_array,
+                          get_bbox, get_field, join_images, load_json, project, smpl_joints_29,
+                          to_metres, twist_from_annotation)
+
+#: subjects of each split (facts note: protocol 2)
+SUBJECTS = {"train": (1, 5, 6, 7, 8), "test": (9, 11)}
+
+
+class Human36M(AnnotatedDataset):
+    """Human3.6M loader.
+
+    Args:
+        root:       dataset folder: ``root/annotations/*{split}*protocol_2.json`` and
+                    ``root/images/``.
+        split:      "train" or "test" (which annotation file to look for).
+        annotation: explicit annotation file (overrides the search under root).
+        image_dir:  folder that ``file_name`` is relative to (default root/images,
+                    or the annotation file's folder's sibling ``images``).
+        units:      unit of ``smpl_joints``: "mm" (the format's), "m" or "auto".
+        image_size, train, augment, padding, body, seed: see
+                    :class:`~hybrik_fast.data.annotations.AnnotatedDataset`;
+                    ``train`` defaults to ``split == "train"``.
+    """
+
+    def __init__(self, root=None, split: str = "train", image_size: int = 256,
+                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
+                 units: str = "mm", **kwargs):
+        if split not in SUBJECTS:
+            raise ValueError(f"split must be one of {tuple(SUBJECTS)}, got {split!r}")
+        path = find_annotation(annotation, root, [f"annotations/*{split}*protocol_2.json"],
+                               "Human36M")
+        if image_dir is None:
+            image_dir = os.path.join(root if root is not None
+                                     else os.path.dirname(os.path.dirname(os.path.abspath(path))),
+                                     "images")
+        self.annotation, self.split = path, split
+        records = [self._parse(r, path, i, image_dir, units)
+                   for i, r in enumerate(join_images(load_json(path), path))]
+        super().__init__(records, image_size=image_size,
+                         train=split == "train" if train is None else train, body=body, **kwargs)
+
+    @staticmethod
+    def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:
+        file_name = get_field(r, "file_name", path, i)
+        bbox = get_bbox(r, path, i)
+        f = check_finite(get_array(r, "cam_param.f", path, i, [(2,)]), "cam_param.f", path, i)
+        c = check_finite(get_array(r, "cam_param.c", path, i, [(2,)]), "cam_param.c", path, i)
+        joints = get_array(r, "smpl_joints", path, i, [(29, 3), (24, 3)])
+        joints = to_metres(check_finite(joints, "smpl_joints", path, i), units, "smpl_joints",
+                           path, i)
+        betas = get_array(r, "betas", path, i, [(NUM_BETAS,)])
+        thetas = get_array(r, "thetas", path, i, [(NUM_SMPL_JOINTS, 3)])
+        twist = weight = None
+        if get_field(r, "angle_twist", path, i, default=None) is not None:
+            twist, weight = twist_from_annotation(r, path, i)
+        xyz, present = smpl_joints_29(joints)
+        uv = np.zeros((len(xyz), 2))
+        uv[present] = project(xyz[present], f, c)
+        rec = Record(image_path=os.path.join(image_dir, file_name), bbox=bbox, uv=uv,
+                     uv_weight=present.astype(np.float64), xyz=xyz,
+                     xyz_weight=present.astype(np.float64), focal=float(np.mean(f)),
+                     betas=check_finite(betas, "betas", path, i),
+                     pose=check_finite(thetas, "thetas", path, i), twist=twist)
+        if weight is not None:
+            rec.twist_weight = weight
+        return rec

@@ -1,0 +1,101 @@
+"""3DPW in HybrIK's COCO-style annotation format (``3DPW_{split}*.json``).
+
+File: ``images`` (``id``, ``sequence``, ``file_name``, ``cam_param{focal,
+princpt}``) and ``annotations`` joined by ``image_id``.  Per annotation:
+
+    bbox                    x, y, w, h, pixels
+    smpl_param{shape, pose} betas (10) and axis-angle pose (24×3 or 72), root
+                            in the camera frame
+    smpl_joint_cam          24×3 (or 29×3) SMPL joints, camera frame
+    smpl_joint_img          24×2 or 24×3 (or 29) pixel coordinates (a third
+                            column, depth, is ignored)
+
+Units of ``smpl_joint_cam``: the facts note does not fix them and the public
+derivatives of the loader disagree (some scale by 1000 "m -> mm", some not),
+so ``units="auto"`` (default) reads them as millimetres when the root depth
+exceeds 100 and as metres otherwise; pass "m" or "mm" to force.
+
+Labels: uv from ``smpl_joint_img``, xyz and d from ``smpl_joint_cam``; joints
+24..28 have weight 0 unless 29 joints are given; SMPL weight 1; twist from an
+optional ``angle_twist`` or the body model, else weight 0.  Images are read
+from ``image_dir/sequence/file_name`` (default image_dir = root/imageFiles).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..skeleton import NUM_BETAS, NUM_SMPL_JOINTS
+from .annotations import (AnnotatedDataset, AnnotationError, Record, check_finite,
+                          find_annotation, get_array, get_bbox, get_field, join_images,
+                          load_json, smpl_joints_29, to_metres, twist_from_annotation)
+
+SPLITS = ("train", "validation", "test")
+
+
+class PW3D(AnnotatedDataset):
+    """3DPW loader.
+
+    Args:
+        root:       dataset folder: ``root/json/3DPW_{split}*.json`` (or
+                    ``root/annotations/``) and ``root/imageFiles/<sequence>/``.
+        split:      "train", "validation" or "test".
+        annotation: explicit annotation file (overrides the search under root).
+        image_dir:  folder holding the ``<sequence>/`` image folders
+                    (default root/imageFiles, or the annotation folder's sibling).
+        units:      unit of ``smpl_joint_cam``: "auto" (default), "m" or "mm".
+        image_size, train, augment, padding, body, seed: see
+                    :class:`~hybrik_fast.data.annotations.AnnotatedDataset`;
+                    ``train`` defaults to ``split == "train"``.
+    """
+
+    def __init__(self, root=None, split: str = "train", image_size: int = 256,
+                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
+                 units: str = "auto", **kwargs):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        path = find_annotation(annotation, root, [f"json/3DPW_{split}*.json",
+                                                  f"annotations/3DPW_{split}*.json"], "PW3D")
+        if image_dir is None:
+            image_dir = os.path.join(root if root is not None
+                                     else os.path.dirname(os.path.dirname(os.path.abspath(path))),
+                                     "imageFiles")
+        self.annotation, self.split = path, split
+        records = [self._parse(r, path, i, image_dir, units)
+                   for i, r in enumerate(join_images(load_json(path), path))]
+        super().__init__(records, image_size=image_size,
+                         train=split == "train" if train is None else train, body=body, **kwargs)
+
+    @staticmethod
+    def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:
+        sequence = get_field(r, "sequence", path, i)
+        file_name = get_field(r, "file_name", path, i)
+        bbox = get_bbox(r, path, i)
+        focal = check_finite(get_array(r, "cam_param.focal", path, i, [(2,), (1,)]),
+                             "cam_param.focal", path, i)
+        check_finite(get_array(r, "cam_param.princpt", path, i, [(2,)]), "cam_param.princpt", path, i)
+        betas = check_finite(get_array(r, "smpl_param.shape", path, i, [(NUM_BETAS,)]),
+                             "smpl_param.shape", path, i)
+        pose = check_finite(get_array(r, "smpl_param.pose", path, i, [(NUM_SMPL_JOINTS, 3)]),
+                            "smpl_param.pose", path, i)
+        cam = get_array(r, "smpl_joint_cam", path, i, [(29, 3), (24, 3)])
+        cam = to_metres(check_finite(cam, "smpl_joint_cam", path, i), units, "smpl_joint_cam",
+                        path, i)
+        img = check_finite(get_array(r, "smpl_joint_img", path, i,
+                                     [(29, 3), (24, 3), (29, 2), (24, 2)]), "smpl_joint_img", path, i)
+        if len(img) > len(cam):
+            raise AnnotationError(path, i, "smpl_joint_img",
+                                  f"{len(img)} joints but smpl_joint_cam has {len(cam)}")
+        xyz, present = smpl_joints_29(cam)
+        uv, uv_present = smpl_joints_29(img[:, :2])
+        twist = weight = None
+        if get_field(r, "angle_twist", path, i, default=None) is not None:
+            twist, weight = twist_from_annotation(r, path, i)
+        rec = Record(image_path=os.path.join(image_dir, str(sequence), file_name), bbox=bbox,
+                     uv=uv, uv_weight=uv_present.astype(np.float64), xyz=xyz,
+                     xyz_weight=present.astype(np.float64), focal=float(np.mean(focal)),
+                     betas=betas, pose=pose, twist=twist)
+        if weight is not None:
+            rec.twist_weight = weight
+        return rec
