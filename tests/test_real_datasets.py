@@ -15,8 +15,8 @@ from hybrik_fast.data import COCO2D, MPIINF3DHP, PW3D, Human36M, MixedDataset
 from hybrik_fast.data.annotations import AnnotationError
 from hybrik_fast.data.common import SAMPLE_KEYS, denormalize_image
 from hybrik_fast.data.joint_maps import HP3D_28_NAMES
-from hybrik_fast.data.transforms import (Augment, apply_affine, camera_rotation, crop_matrix,
-                                         flip_twist)
+from hybrik_fast.data.transforms import (FLIP_PERM_24, Augment, apply_affine, camera_rotation,
+                                         crop_matrix, flip_rotmats, flip_twist)
 from hybrik_fast.ik import forward_kinematics, twist_angles
 from hybrik_fast.poses import axis_angle_to_matrix, sample_axis_angles
 from hybrik_fast.skeleton import NUM_JOINTS
@@ -311,6 +311,21 @@ def test_flip_swaps_joints_and_mirrors(roots, name):
         assert torch.allclose(fl["joints_xyz"][mirror],
                               ev["joints_xyz"][DOT_JOINT] * torch.tensor([-1.0, 1, 1]), atol=1e-6)
         assert torch.allclose(fl["camera"][1:], ev["camera"][1:] * torch.tensor([-1.0, 1]), atol=1e-5)
+
+
+def test_flip_rotmats_negates_y_and_z_of_axis_angle():
+    aa = sample_axis_angles(4, torch.Generator().manual_seed(4))            # (4, 24, 3)
+    R = axis_angle_to_matrix(aa).numpy()
+    for b in range(4):
+        flipped = flip_rotmats(R[b])
+        expect = axis_angle_to_matrix(aa[b][FLIP_PERM_24] * torch.tensor([1.0, -1.0, -1.0])).numpy()
+        assert np.allclose(flipped, expect, atol=1e-12)
+        assert np.allclose(flip_rotmats(flipped), R[b], atol=1e-12)
+
+
+def test_unlabelled_rows_are_zero(roots):
+    s = _load(roots, "pw3d", train=False)[0]
+    assert not s["joints_uvd"][24:].any() and not s["joints_xyz"][24:].any()
 
 
 def test_flip_twist_matches_twist_of_flipped_pose(roots, body):

@@ -342,6 +342,8 @@ class AnnotatedDataset(torch.utils.data.Dataset):
         if aug.flip:                 # uv is mirrored by A already; the root (0) stays put
             uv, uv_w, xyz_w = (flip_joints(a) for a in (uv, uv_w, xyz_w))
             xyz = flip_xyz(xyz)
+        uv = uv * (uv_w > 0)[:, None]                                   # unlabelled rows: 0
+        xyz = xyz * (xyz_w > 0)[:, None]
         d = xyz[:, 2] / DEPTH_RANGE
         inside = np.all((uv >= -0.5) & (uv < 0.5), axis=1)
         uvd_w = np.stack([uv_w, uv_w, xyz_w], axis=1) * inside[:, None]
