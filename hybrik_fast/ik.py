@@ -1,13 +1,29 @@
-"""Public kinematics ops: validation and backend dispatch."""
+"""Public kinematics ops: validation and backend dispatch.
+
+The fused IK is the operator ``hybrik_fast::hybrik_ik`` (a
+``torch.library.custom_op`` with a fake implementation and a hand-written
+backward), over the C++ operators ``hybrik_fast_C::hybrik_ik_fwd`` /
+``hybrik_ik_bwd`` (csrc/ik/: one header of maths, a CPU loop and a CUDA
+kernel).  Shapes: B batch; joints (B, 29, 3), twist (B, 23, 2), rest joints
+(B, 29, 3), local rotations (B, 24, 3, 3).
+"""
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 
-from . import _backend, reference
-from ._validate import check_same, check_tensor
+from . import _backend, _ext, reference
+from ._validate import check_same, check_tensor, shape_str
 from .skeleton import NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST
 
 MODES = ("adaptive", "naive")
+
+# the C++ op's mode codes (csrc/ik/ik_math.h, enum Mode)
+_NAIVE, _ADAPTIVE, _ADAPTIVE_FALLBACK = 0, 1, 2
+
+_IK_SPECS = {"joints": ("B", NUM_JOINTS, 3), "twist": ("B", NUM_TWIST, 2),
+             "rest_joints": ("B", NUM_JOINTS, 3)}
 
 
 def forward_kinematics(rotmats: torch.Tensor, rest_joints: torch.Tensor,
@@ -30,16 +46,51 @@ def twist_angles(rotmats: torch.Tensor, rest_joints: torch.Tensor,
     return reference.twist_angles(rotmats, rest_joints)
 
 
+def _check_same(*named) -> None:
+    """All (name, tensor, spec) share the first one's dtype and device (ValueError)."""
+    name0, x0, spec0 = named[0]
+    for name, x, spec in named[1:]:
+        for what in ("dtype", "device"):
+            if getattr(x, what) != getattr(x0, what):
+                raise ValueError(
+                    f"{name} {shape_str(spec)} has {what} {getattr(x, what)} but {name0} {shape_str(spec0)} "
+                    f"has {getattr(x0, what)}; the inputs must share one {what}")
+
+
+_FUSED_DTYPES = (torch.float32, torch.float64)
+
+
 def _check_ik(joints, twist, rest_joints, mode, fallback) -> None:
-    sizes = check_tensor("joints", joints, ("B", NUM_JOINTS, 3))
-    check_tensor("twist", twist, ("B", NUM_TWIST, 2), sizes=sizes)
-    check_tensor("rest_joints", rest_joints, ("B", NUM_JOINTS, 3), sizes=sizes)
-    check_same("joints", joints, "twist", twist)
-    check_same("joints", joints, "rest_joints", rest_joints)
+    # the common case in a few attribute reads (this runs on every call, and
+    # at B = 64 the fused op itself takes tens of microseconds); anything
+    # unusual goes through the checks that name the expected shapes
+    try:
+        B = joints.shape[0]
+        if (joints.shape == (B, NUM_JOINTS, 3) and twist.shape == (B, NUM_TWIST, 2)
+                and rest_joints.shape == (B, NUM_JOINTS, 3) and joints.dtype in _FUSED_DTYPES
+                and twist.dtype == joints.dtype and rest_joints.dtype == joints.dtype
+                and twist.device == joints.device and rest_joints.device == joints.device
+                and isinstance(joints, torch.Tensor) and isinstance(twist, torch.Tensor)
+                and isinstance(rest_joints, torch.Tensor)
+                and (mode == "adaptive" or mode == "naive") and (fallback is None or fallback >= 0)):
+            return
+    except (AttributeError, IndexError, TypeError):
+        pass
+    sizes = check_tensor("joints", joints, _IK_SPECS["joints"])
+    check_tensor("twist", twist, _IK_SPECS["twist"], sizes=sizes)
+    check_tensor("rest_joints", rest_joints, _IK_SPECS["rest_joints"], sizes=sizes)
+    _check_same(("joints", joints, _IK_SPECS["joints"]), ("twist", twist, _IK_SPECS["twist"]),
+                ("rest_joints", rest_joints, _IK_SPECS["rest_joints"]))
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if fallback is not None and not (float(fallback) >= 0):
         raise ValueError(f"fallback must be None or a distance >= 0 in metres, got {fallback!r}")
+
+
+def _mode_code(mode: str, fallback: Optional[float]) -> tuple[int, float]:
+    if mode == "naive":
+        return _NAIVE, -1.0
+    return (_ADAPTIVE, -1.0) if fallback is None else (_ADAPTIVE_FALLBACK, float(fallback))
 
 
 def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tensor,
@@ -51,10 +102,61 @@ def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tens
     any length, rest_joints (B, 29, 3) -> local rotations (B, 24, 3, 3).
     mode: "adaptive" | "naive"; fallback: metres or None (adaptive only).
     backend: "auto" | "reference" | "cpu" | "cuda".  The exact semantics are
-    in :mod:`hybrik_fast.reference.kinematics`.
+    in :mod:`hybrik_fast.reference.kinematics`; the fused backends compute in
+    float64 internally (float32 results are the exact answer, rounded) and
+    differentiate joints, twist and rest_joints with a hand-written backward.
     """
     _check_ik(joints, twist, rest_joints, mode, fallback)
     impl = _backend.resolve("hybrik_ik", backend, joints.device)
     if impl == "reference":
         return reference.hybrik_ik(joints, twist, rest_joints, mode, fallback)
-    raise AssertionError(impl)
+    if joints.dtype not in _FUSED_DTYPES:  # float16, bfloat16: the kernels take float32 and float64
+        return hybrik_ik(joints.float(), twist.float(), rest_joints.float(), mode, fallback,
+                         impl).to(joints.dtype)
+    if not (torch.is_grad_enabled()
+            and (joints.requires_grad or twist.requires_grad or rest_joints.requires_grad)):
+        # nothing to differentiate: skip the custom op's Python layer (~10 µs a call)
+        code, f = _mode_code(mode, fallback)
+        return torch.ops.hybrik_fast_C.hybrik_ik_fwd(joints, twist, rest_joints, code, f)
+    return torch.ops.hybrik_fast.hybrik_ik(joints, twist, rest_joints, mode, fallback)
+
+
+# ---------------------------------------------------------------- the operator
+# Defined only when the extension (and so hybrik_fast_C::hybrik_ik_*) exists.
+
+if _ext.C is not None:
+
+    @torch.library.custom_op("hybrik_fast::hybrik_ik", mutates_args=())
+    def _hybrik_ik_op(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tensor,
+                      mode: str, fallback: Optional[float]) -> torch.Tensor:
+        """Fused HybrIK IK: (B, 29, 3), (B, 23, 2), (B, 29, 3) -> (B, 24, 3, 3)."""
+        code, f = _mode_code(mode, fallback)
+        return torch.ops.hybrik_fast_C.hybrik_ik_fwd(joints, twist, rest_joints, code, f)
+
+    @_hybrik_ik_op.register_fake
+    def _(joints, twist, rest_joints, mode, fallback):
+        return joints.new_empty(joints.shape[0], NUM_SMPL_JOINTS, 3, 3)
+
+    @torch.library.register_fake("hybrik_fast_C::hybrik_ik_fwd")
+    def _(joints, twist, rest_joints, mode, fallback):
+        return joints.new_empty(joints.shape[0], NUM_SMPL_JOINTS, 3, 3)
+
+    @torch.library.register_fake("hybrik_fast_C::hybrik_ik_bwd")
+    def _(grad_rot, joints, twist, rest_joints, mode, fallback):
+        return torch.empty_like(joints), torch.empty_like(twist), torch.empty_like(rest_joints)
+
+    def _setup_context(ctx, inputs, output):
+        joints, twist, rest_joints, mode, fallback = inputs
+        # the backward recomputes the forward from the inputs: nothing else is kept
+        ctx.save_for_backward(joints, twist, rest_joints)
+        ctx.code = _mode_code(mode, fallback)
+
+    def _backward(ctx, grad_rot):
+        joints, twist, rest_joints = ctx.saved_tensors
+        g_joints, g_twist, g_rest = torch.ops.hybrik_fast_C.hybrik_ik_bwd(
+            grad_rot, joints, twist, rest_joints, *ctx.code)
+        need = ctx.needs_input_grad
+        return (g_joints if need[0] else None, g_twist if need[1] else None,
+                g_rest if need[2] else None, None, None)
+
+    _hybrik_ik_op.register_autograd(_backward, setup_context=_setup_context)

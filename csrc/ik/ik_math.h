@@ -1,0 +1,824 @@
+// HybrIK inverse kinematics, per sample: the maths shared by the CPU loop
+// (ik_cpu.cpp) and the CUDA kernel (ik_cuda_kernel.cuh).
+//
+// Everything here is a HOST_DEVICE inline function on one sample's raw,
+// contiguous data, so the CPU tests exercise exactly the code the GPU runs.
+// The semantics are those of hybrik_fast/reference/kinematics.py (its module
+// docstring is the specification); the paper is Li et al., "HybrIK", CVPR
+// 2021, Alg. 1 (naive) and Alg. 2 (adaptive).
+//
+// Shapes, per sample (row-major, contiguous):
+//   joints  P  29 x 3    target joints (re-rooted here: P <- P - P[0])
+//   twist   Φ  23 x 2    (cos φ, sin φ) of joints 1..23, any length
+//   rest    T  29 x 3    rest pose
+//   rot     R  24 x 3x3  local rotations, root first
+//
+// Contents: small vector algebra; the topology; swing, twist, the pelvis
+// (Horn's quaternion method) and the target rule, each as a forward and a
+// vector-Jacobian product (VJP); the per-sample drivers ik_forward_sample and
+// ik_backward_sample.
+#pragma once
+
+#include <cmath>
+
+#ifdef __CUDACC__
+#define HOST_DEVICE __host__ __device__
+#else
+#define HOST_DEVICE
+#endif
+
+namespace hybrik_fast {
+namespace ik {
+
+constexpr int kNumJoints = 29;      // 24 SMPL joints + 5 leaves
+constexpr int kNumSmplJoints = 24;  // joints with a rotation
+constexpr int kNumTwist = 23;       // joints 1..23; joint i uses twist row i - 1
+constexpr int kNumPelvisChildren = 3;
+
+// ---------------------------------------------------------------- topology
+//
+// Generated from hybrik_fast/skeleton.py (PARENTS_29, IK_CHILD,
+// PELVIS_CHILDREN); tests/test_ik.py parses these lines and checks that they
+// agree.  A function returning a literal (rather than namespace-scope arrays)
+// so that device code can use it: nvcc does not place host constexpr arrays
+// in device memory.
+struct Topology {
+  int parent[kNumJoints];           // parent of each joint, -1 for the root
+  int ik_child[kNumJoints];         // child that aims joint i, -1 for leaves
+  int pelvis_children[kNumPelvisChildren];
+};
+
+HOST_DEVICE constexpr Topology topology() {
+  return Topology{
+      /*parent=*/{-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21, 15, 22, 23, 10, 11},
+      /*ik_child=*/{3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 27, 28, 15, 16, 17, 24, 18, 19, 20, 21, 22, 23, 25, 26, -1, -1, -1, -1, -1},
+      /*pelvis_children=*/{3, 1, 2}};
+}
+
+// The target rule is a compile-time parameter: each mode becomes its own
+// straight-line loop over the tree, with no runtime branch on the mode per
+// joint, and the naive mode drops the reconstructed-joint bookkeeping (q and
+// its adjoint) entirely.
+enum class Mode : int { kNaive = 0, kAdaptive = 1, kAdaptiveFallback = 2 };
+
+HOST_DEVICE constexpr bool is_adaptive(Mode m) { return m != Mode::kNaive; }
+
+// ---------------------------------------------------------------- scalars
+
+template <typename T> HOST_DEVICE constexpr T machine_eps();
+template <> HOST_DEVICE constexpr float machine_eps<float>() { return 1.1920928955078125e-07f; }
+template <> HOST_DEVICE constexpr double machine_eps<double>() { return 2.220446049250313e-16; }
+
+HOST_DEVICE inline float sqrt_(float x) { return ::sqrtf(x); }
+HOST_DEVICE inline double sqrt_(double x) { return ::sqrt(x); }
+HOST_DEVICE inline float abs_(float x) { return ::fabsf(x); }
+HOST_DEVICE inline double abs_(double x) { return ::fabs(x); }
+// false for ±inf and NaN (no -ffast-math anywhere in this build)
+template <typename T> HOST_DEVICE inline bool finite_(T x) { return x - x == T(0); }
+template <typename T> HOST_DEVICE inline T nan_();
+template <> HOST_DEVICE inline float nan_<float>() { return ::nanf(""); }
+template <> HOST_DEVICE inline double nan_<double>() { return ::nan(""); }
+
+// the swing's quaternion counts as zero (antiparallel bone and target) below
+// this many machine epsilons times |t||p| (reference: ANTIPARALLEL_ULPS)
+constexpr double kAntiparallelUlps = 64.0;
+
+// ---------------------------------------------------------------- algebra
+
+template <typename T> struct Vec3 { T x, y, z; };
+template <typename T> struct Mat3 { T m[9]; };  // row-major
+
+template <typename T> HOST_DEVICE inline Vec3<T> operator+(Vec3<T> a, Vec3<T> b) { return {a.x + b.x, a.y + b.y, a.z + b.z}; }
+template <typename T> HOST_DEVICE inline Vec3<T> operator-(Vec3<T> a, Vec3<T> b) { return {a.x - b.x, a.y - b.y, a.z - b.z}; }
+template <typename T> HOST_DEVICE inline Vec3<T> operator*(T s, Vec3<T> a) { return {s * a.x, s * a.y, s * a.z}; }
+template <typename T> HOST_DEVICE inline void operator+=(Vec3<T>& a, Vec3<T> b) { a = a + b; }
+template <typename T> HOST_DEVICE inline void operator-=(Vec3<T>& a, Vec3<T> b) { a = a - b; }
+template <typename T> HOST_DEVICE inline T dot(Vec3<T> a, Vec3<T> b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
+template <typename T> HOST_DEVICE inline T norm(Vec3<T> a) { return sqrt_(dot(a, a)); }
+template <typename T> HOST_DEVICE inline Vec3<T> cross(Vec3<T> a, Vec3<T> b) {
+  return {a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x};
+}
+
+template <typename T> HOST_DEVICE inline Mat3<T> zeros3() { return {{0, 0, 0, 0, 0, 0, 0, 0, 0}}; }
+template <typename T> HOST_DEVICE inline Mat3<T> eye3() { return {{1, 0, 0, 0, 1, 0, 0, 0, 1}}; }
+template <typename T> HOST_DEVICE inline Mat3<T> operator+(const Mat3<T>& a, const Mat3<T>& b) {
+  Mat3<T> r;
+  for (int k = 0; k < 9; ++k) r.m[k] = a.m[k] + b.m[k];
+  return r;
+}
+template <typename T> HOST_DEVICE inline void operator+=(Mat3<T>& a, const Mat3<T>& b) { a = a + b; }
+template <typename T> HOST_DEVICE inline Mat3<T> operator*(T s, const Mat3<T>& a) {
+  Mat3<T> r;
+  for (int k = 0; k < 9; ++k) r.m[k] = s * a.m[k];
+  return r;
+}
+// A B
+template <typename T> HOST_DEVICE inline Mat3<T> mm(const Mat3<T>& a, const Mat3<T>& b) {
+  Mat3<T> r;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      r.m[3 * i + j] = a.m[3 * i] * b.m[j] + a.m[3 * i + 1] * b.m[3 + j] + a.m[3 * i + 2] * b.m[6 + j];
+  return r;
+}
+// A Bᵀ
+template <typename T> HOST_DEVICE inline Mat3<T> mm_nt(const Mat3<T>& a, const Mat3<T>& b) {
+  Mat3<T> r;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      r.m[3 * i + j] = a.m[3 * i] * b.m[3 * j] + a.m[3 * i + 1] * b.m[3 * j + 1] + a.m[3 * i + 2] * b.m[3 * j + 2];
+  return r;
+}
+// Aᵀ B
+template <typename T> HOST_DEVICE inline Mat3<T> mm_tn(const Mat3<T>& a, const Mat3<T>& b) {
+  Mat3<T> r;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      r.m[3 * i + j] = a.m[i] * b.m[j] + a.m[3 + i] * b.m[3 + j] + a.m[6 + i] * b.m[6 + j];
+  return r;
+}
+// A v
+template <typename T> HOST_DEVICE inline Vec3<T> mv(const Mat3<T>& a, Vec3<T> v) {
+  return {a.m[0] * v.x + a.m[1] * v.y + a.m[2] * v.z,
+          a.m[3] * v.x + a.m[4] * v.y + a.m[5] * v.z,
+          a.m[6] * v.x + a.m[7] * v.y + a.m[8] * v.z};
+}
+// Aᵀ v
+template <typename T> HOST_DEVICE inline Vec3<T> mtv(const Mat3<T>& a, Vec3<T> v) {
+  return {a.m[0] * v.x + a.m[3] * v.y + a.m[6] * v.z,
+          a.m[1] * v.x + a.m[4] * v.y + a.m[7] * v.z,
+          a.m[2] * v.x + a.m[5] * v.y + a.m[8] * v.z};
+}
+// a bᵀ
+template <typename T> HOST_DEVICE inline Mat3<T> outer(Vec3<T> a, Vec3<T> b) {
+  return {{a.x * b.x, a.x * b.y, a.x * b.z, a.y * b.x, a.y * b.y, a.y * b.z, a.z * b.x, a.z * b.y, a.z * b.z}};
+}
+// [v]×, the cross-product matrix
+template <typename T> HOST_DEVICE inline Mat3<T> skew(Vec3<T> v) {
+  return {{0, -v.z, v.y, v.z, 0, -v.x, -v.y, v.x, 0}};
+}
+// axial(A) with <A, [u]×> = u · axial(A)  (the adjoint of skew)
+template <typename T> HOST_DEVICE inline Vec3<T> axial(const Mat3<T>& a) {
+  return {a.m[7] - a.m[5], a.m[2] - a.m[6], a.m[3] - a.m[1]};
+}
+template <typename T> HOST_DEVICE inline T trace(const Mat3<T>& a) { return a.m[0] + a.m[4] + a.m[8]; }
+template <typename T> HOST_DEVICE inline T inner(const Mat3<T>& a, const Mat3<T>& b) {
+  T s = 0;
+  for (int k = 0; k < 9; ++k) s += a.m[k] * b.m[k];
+  return s;
+}
+// (A + Aᵀ) v
+template <typename T> HOST_DEVICE inline Vec3<T> sym_mv(const Mat3<T>& a, Vec3<T> v) {
+  return mv(a, v) + mtv(a, v);
+}
+
+// ---------------------------------------------------------------- swing
+//
+// swing(t → p): the minimal rotation taking t̂ to p̂, from the unnormalised
+// quaternion (w, v) = (|t||p| + t·p, t × p):
+//   R = ((w² − |v|²) I + 2 v vᵀ + 2 w [v]×) / n2,   n2 = w² + |v|² = |q|².
+// Branches (decided exactly as the reference does; NaN takes "regular"):
+//   zero      |t||p| = 0                       -> I
+//   halfturn  n2 <= (64 ε |t||p|)²             -> 2 a aᵀ − I, a = unit(t × e),
+//             e the axis of the smallest |t_k| (first on ties)
+//   regular   otherwise.
+// ε is the machine epsilon of the input dtype (the reference's), passed in,
+// since the maths may run in a wider type than the input.
+
+enum class SwingBranch { kZero, kHalfTurn, kRegular };
+
+template <typename T> struct Swing {
+  SwingBranch branch;
+  T tn, pn, w, n2;  // |t|, |p|, quaternion scalar part, |q|²
+  Vec3<T> v;        // quaternion vector part t × p
+};
+
+template <typename T>
+HOST_DEVICE inline Swing<T> swing_parts(Vec3<T> t, T tn, Vec3<T> p, T eps) {
+  Swing<T> s;
+  s.tn = tn;
+  s.pn = norm(p);
+  const T m = tn * s.pn;
+  s.w = m + dot(t, p);
+  s.v = cross(t, p);
+  s.n2 = s.w * s.w + dot(s.v, s.v);
+  const T thr = T(kAntiparallelUlps) * eps * m;
+  if (m == T(0)) s.branch = SwingBranch::kZero;
+  else if (s.n2 <= thr * thr) s.branch = SwingBranch::kHalfTurn;
+  else s.branch = SwingBranch::kRegular;
+  return s;
+}
+
+// the coordinate axis on which |t| is smallest, first on ties (torch.argmin)
+template <typename T>
+HOST_DEVICE inline Vec3<T> smallest_axis(Vec3<T> t) {
+  const T ax = abs_(t.x), ay = abs_(t.y), az = abs_(t.z);
+  int k = 0;
+  T best = ax;
+  if (ay < best) { k = 1; best = ay; }
+  if (az < best) k = 2;
+  return {T(k == 0), T(k == 1), T(k == 2)};
+}
+
+template <typename T>
+HOST_DEVICE inline Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t) {
+  if (s.branch == SwingBranch::kZero) return eye3<T>();
+  if (s.branch == SwingBranch::kHalfTurn) {
+    const Vec3<T> u = cross(t, smallest_axis(t));
+    const Vec3<T> a = (T(1) / norm(u)) * u;
+    Mat3<T> r = T(2) * outer(a, a);
+    r.m[0] -= T(1); r.m[4] -= T(1); r.m[8] -= T(1);
+    return r;
+  }
+  const Vec3<T> v = s.v;
+  Mat3<T> r = T(2) * outer(v, v) + (T(2) * s.w) * skew(v);
+  const T d = s.w * s.w - dot(v, v);
+  r.m[0] += d; r.m[4] += d; r.m[8] += d;
+  return (T(1) / s.n2) * r;
+}
+
+// VJP of swing: given R = swing(t → p) and gR = ∂L/∂R, add ∂L/∂t to gt and
+// ∂L/∂p to gp.
+//
+// regular: R = M / n2, M = (w² − |v|²) I + 2 v vᵀ + 2 w [v]×.
+//   gM  = gR / n2,  gn2 = −<gR, R> / n2
+//   gw  = 2w tr(gM) + 2 v·axial(gM) + 2w gn2
+//   gv  = −2 tr(gM) v + 2 (gM + gMᵀ) v + 2w axial(gM) + 2 v gn2
+//   w = |t||p| + t·p, v = t × p:
+//   gt  = gw (|p|/|t| t + p) + p × gv,   gp = gw (|t|/|p| p + t) + gv × t.
+// halfturn: R = 2 a aᵀ − I, a = u/|u|, u = t × e (e fixed: piecewise):
+//   ga = 2 (gR + gRᵀ) a,  gu = (ga − a (a·ga)) / |u|,  gt = e × gu,  gp = 0.
+// zero: R = I, no gradient.
+template <typename T>
+HOST_DEVICE inline void swing_vjp(const Swing<T>& s, Vec3<T> t, Vec3<T> p, const Mat3<T>& R, const Mat3<T>& gR,
+                                  Vec3<T>& gt, Vec3<T>& gp) {
+  if (s.branch == SwingBranch::kZero) return;
+  if (s.branch == SwingBranch::kHalfTurn) {
+    const Vec3<T> e = smallest_axis(t);
+    const Vec3<T> u = cross(t, e);
+    const T un = norm(u);
+    const Vec3<T> a = (T(1) / un) * u;
+    const Vec3<T> ga = T(2) * sym_mv(gR, a);
+    const Vec3<T> gu = (T(1) / un) * (ga - dot(a, ga) * a);
+    gt += cross(e, gu);
+    return;
+  }
+  const T inv_n2 = T(1) / s.n2;
+  const Mat3<T> gM = inv_n2 * gR;
+  const T gn2 = -inner(gR, R) * inv_n2;
+  const T tr = trace(gM);
+  const Vec3<T> ax = axial(gM);
+  const Vec3<T> v = s.v;
+  const T gw = T(2) * s.w * (tr + gn2) + T(2) * dot(v, ax);
+  const Vec3<T> gv = (T(2) * (gn2 - tr)) * v + T(2) * sym_mv(gM, v) + (T(2) * s.w) * ax;
+  const T inv_m = T(1) / (s.tn * s.pn);
+  gt += gw * ((s.pn * s.pn * inv_m) * t + p) + cross(p, gv);
+  gp += gw * ((s.tn * s.tn * inv_m) * p + t) + cross(gv, t);
+}
+
+// ---------------------------------------------------------------- twist
+//
+// twist(t, Φ) = I + s [k]× + (1 − c) [k]×², k = t/|t|, (c, s) = Φ/|Φ|;
+// the identity if Φ = (0, 0) or t = 0 (NaN propagates).
+
+template <typename T> struct Twist {
+  bool ok;     // false: the identity
+  Vec3<T> k;   // t / |t|
+  T c, s;      // Φ / |Φ|
+  T inv_tn, inv_r;
+};
+
+template <typename T>
+HOST_DEVICE inline Twist<T> twist_parts(Vec3<T> t, T tn, T a, T b) {
+  Twist<T> w;
+  const T r = sqrt_(a * a + b * b);
+  w.ok = (r != T(0)) && (tn != T(0));
+  w.inv_tn = T(1) / tn;
+  w.inv_r = T(1) / r;
+  w.k = w.inv_tn * t;
+  w.c = w.ok ? a * w.inv_r : T(1);
+  w.s = w.ok ? b * w.inv_r : T(0);
+  return w;
+}
+
+template <typename T>
+HOST_DEVICE inline Mat3<T> twist_matrix(const Twist<T>& w) {
+  if (!w.ok) return eye3<T>();
+  const Vec3<T> k = w.k;
+  const T c1 = T(1) - w.c;
+  // I + s K + (1 − c) K²,  K² = k kᵀ − |k|² I
+  Mat3<T> out = c1 * outer(k, k) + w.s * skew(k);
+  const T d = T(1) - c1 * dot(k, k);
+  out.m[0] += d; out.m[4] += d; out.m[8] += d;
+  return out;
+}
+
+// VJP of twist: with K = [k]×,
+//   gs = <gR, K>,  gc = −<gR, K²>,  gK = s gR + (1 − c)(gR Kᵀ + Kᵀ gR),
+//   gk = axial(gK),  gt = (gk − k (k·gk)) / |t|,
+//   g(a, b) = (g(c, s) − (c, s) ((c, s)·g(c, s))) / |Φ|.
+// Identity branch: no gradient.
+template <typename T>
+HOST_DEVICE inline void twist_vjp(const Twist<T>& w, const Mat3<T>& gR, Vec3<T>& gt, T& ga, T& gb) {
+  if (!w.ok) return;
+  const Vec3<T> k = w.k;
+  const T c = w.c, s = w.s;
+  const Mat3<T> K = skew(k);
+  const T gs = dot(k, axial(gR));
+  const T gc = -inner(gR, mm(K, K));
+  const Mat3<T> gK = s * gR + (T(1) - c) * (mm_nt(gR, K) + mm_tn(K, gR));
+  const Vec3<T> gk = axial(gK);
+  gt += w.inv_tn * (gk - dot(k, gk) * k);
+  const T proj = c * gc + s * gs;
+  ga = (gc - c * proj) * w.inv_r;
+  gb = (gs - s * proj) * w.inv_r;
+}
+
+// ---------------------------------------------------------------- pelvis
+//
+// Kabsch with the reflection fix, by Horn's quaternion method (Horn 1987,
+// "Closed-form solution of absolute orientation using unit quaternions",
+// JOSA A 4(4)).  With S = Σ_c t_c p_cᵀ the rotation maximising tr(R S) over
+// SO(3) is R(q) for q the eigenvector of the largest eigenvalue of the
+// symmetric 4x4
+//   N = [ tr S        Syz−Szy       Szx−Sxz       Sxy−Syx     ]
+//       [ Syz−Szy     Sxx−Syy−Szz   Sxy+Syx       Szx+Sxz     ]
+//       [ Szx−Sxz     Sxy+Syx      −Sxx+Syy−Szz   Syz+Szy     ]
+//       [ Sxy−Syx     Szx+Sxz       Syz+Szy      −Sxx−Syy+Szz ].
+// Its eigenvalues are ±σ1 ± σ2 ± d σ3 (d = det(V Uᵀ), even numbers of minus
+// signs), so the top one is simple, and q equals the SVD answer
+// V diag(1, 1, d) Uᵀ, whenever σ2 > 0 (rank(S) >= 2), e.g. also when one
+// pelvis child has zero length.  The eigenvectors come from cyclic Jacobi
+// sweeps (Golub & Van Loan, Matrix Computations, §8.5) on N / max|S|.
+// S = 0 gives the identity; a non-finite S gives NaN.
+
+constexpr int kJacobiMaxSweeps = 16;
+
+template <typename T> struct Eig4 {
+  T lam[4];      // eigenvalues (of N / scale)
+  T vec[4][4];   // vec[k][j]: component k of eigenvector j
+  int top;       // index of the largest eigenvalue
+};
+
+template <typename T>
+HOST_DEVICE inline void horn_matrix(const Mat3<T>& S, T n[4][4]) {
+  const T xx = S.m[0], xy = S.m[1], xz = S.m[2];
+  const T yx = S.m[3], yy = S.m[4], yz = S.m[5];
+  const T zx = S.m[6], zy = S.m[7], zz = S.m[8];
+  n[0][0] = xx + yy + zz; n[0][1] = yz - zy;      n[0][2] = zx - xz;       n[0][3] = xy - yx;
+  n[1][1] = xx - yy - zz; n[1][2] = xy + yx;      n[1][3] = zx + xz;
+  n[2][2] = -xx + yy - zz; n[2][3] = yz + zy;
+  n[3][3] = -xx - yy + zz;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < i; ++j) n[i][j] = n[j][i];
+}
+
+// adjoint of horn_matrix: ∂L/∂S from ∂L/∂N (any 4x4, not necessarily symmetric)
+template <typename T>
+HOST_DEVICE inline Mat3<T> horn_matrix_vjp(const T g[4][4]) {
+  const T d0 = g[0][0], d1 = g[1][1], d2 = g[2][2], d3 = g[3][3];
+  const T h01 = g[0][1] + g[1][0], h02 = g[0][2] + g[2][0], h03 = g[0][3] + g[3][0];
+  const T h12 = g[1][2] + g[2][1], h13 = g[1][3] + g[3][1], h23 = g[2][3] + g[3][2];
+  Mat3<T> gS;
+  gS.m[0] = d0 + d1 - d2 - d3;   // xx
+  gS.m[4] = d0 - d1 + d2 - d3;   // yy
+  gS.m[8] = d0 - d1 - d2 + d3;   // zz
+  gS.m[1] = h03 + h12;           // xy
+  gS.m[3] = -h03 + h12;          // yx
+  gS.m[5] = h01 + h23;           // yz
+  gS.m[7] = -h01 + h23;          // zy
+  gS.m[6] = h02 + h13;           // zx
+  gS.m[2] = -h02 + h13;          // xz
+  return gS;
+}
+
+// cyclic Jacobi on the symmetric a (overwritten): a = V diag(λ) Vᵀ
+template <typename T>
+HOST_DEVICE inline Eig4<T> jacobi_eig4(T a[4][4]) {
+  Eig4<T> e;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) e.vec[i][j] = T(i == j);
+  const T tol = machine_eps<T>() * machine_eps<T>() * T(1e-2);
+  for (int sweep = 0; sweep < kJacobiMaxSweeps; ++sweep) {
+    T off = 0, diag = 0;
+    for (int p = 0; p < 4; ++p) {
+      diag += a[p][p] * a[p][p];
+      for (int q = p + 1; q < 4; ++q) off += a[p][q] * a[p][q];
+    }
+    if (off <= tol * (diag + off)) break;
+    for (int p = 0; p < 3; ++p) {
+      for (int q = p + 1; q < 4; ++q) {
+        const T apq = a[p][q];
+        if (apq == T(0)) continue;
+        // rotation J (J_pp = J_qq = c, J_pq = s, J_qp = −s) zeroing a_pq in Jᵀ a J
+        const T tau = (a[q][q] - a[p][p]) / (T(2) * apq);
+        const T at = abs_(tau);
+        const T tt = at > T(1) / machine_eps<T>()
+                         ? T(1) / (T(2) * tau)
+                         : (tau >= T(0) ? T(1) : T(-1)) / (at + sqrt_(T(1) + tau * tau));
+        const T c = T(1) / sqrt_(T(1) + tt * tt), s = tt * c;
+        for (int k = 0; k < 4; ++k) {
+          if (k == p || k == q) continue;
+          const T akp = a[k][p], akq = a[k][q];
+          a[k][p] = a[p][k] = c * akp - s * akq;
+          a[k][q] = a[q][k] = s * akp + c * akq;
+        }
+        a[p][p] -= tt * apq;
+        a[q][q] += tt * apq;
+        a[p][q] = a[q][p] = T(0);
+        for (int k = 0; k < 4; ++k) {
+          const T vkp = e.vec[k][p], vkq = e.vec[k][q];
+          e.vec[k][p] = c * vkp - s * vkq;
+          e.vec[k][q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  e.top = 0;
+  for (int j = 0; j < 4; ++j) {
+    e.lam[j] = a[j][j];
+    if (a[j][j] > a[e.top][e.top]) e.top = j;
+  }
+  return e;
+}
+
+// rotation of the unit quaternion (w, x, y, z)
+template <typename T>
+HOST_DEVICE inline Mat3<T> quat_to_mat(const T q[4]) {
+  const T w = q[0], x = q[1], y = q[2], z = q[3];
+  return {{T(1) - T(2) * (y * y + z * z), T(2) * (x * y - w * z), T(2) * (x * z + w * y),
+           T(2) * (x * y + w * z), T(1) - T(2) * (x * x + z * z), T(2) * (y * z - w * x),
+           T(2) * (x * z - w * y), T(2) * (y * z + w * x), T(1) - T(2) * (x * x + y * y)}};
+}
+
+// ∂L/∂q of quat_to_mat
+template <typename T>
+HOST_DEVICE inline void quat_to_mat_vjp(const T q[4], const Mat3<T>& g, T gq[4]) {
+  const T w = q[0], x = q[1], y = q[2], z = q[3];
+  const T* G = g.m;
+  gq[0] = T(2) * (-z * G[1] + y * G[2] + z * G[3] - x * G[5] - y * G[6] + x * G[7]);
+  gq[1] = T(2) * (y * G[1] + z * G[2] + y * G[3] - T(2) * x * G[4] - w * G[5] + z * G[6] + w * G[7] - T(2) * x * G[8]);
+  gq[2] = T(2) * (-T(2) * y * G[0] + x * G[1] + w * G[2] + x * G[3] + z * G[5] - w * G[6] + z * G[7] - T(2) * y * G[8]);
+  gq[3] = T(2) * (-T(2) * z * G[0] - w * G[1] + x * G[2] + w * G[3] - T(2) * z * G[4] + y * G[5] + x * G[6] + y * G[7]);
+}
+
+enum class PelvisBranch { kZero, kNonFinite, kRegular };
+
+// S = Σ_c t_c p_cᵀ, its branch, and 1 / max|S_ij| (the Jacobi runs on N / max|S|)
+template <typename T>
+HOST_DEVICE inline PelvisBranch pelvis_matrix(const Vec3<T> t[3], const Vec3<T> p[3], Mat3<T>& S, T& inv_scale) {
+  S = zeros3<T>();
+  for (int c = 0; c < kNumPelvisChildren; ++c) S += outer(t[c], p[c]);
+  bool finite = true, zero = true;
+  T mx = 0;
+  for (int k = 0; k < 9; ++k) {
+    finite = finite && finite_(S.m[k]);
+    zero = zero && S.m[k] == T(0);
+    mx = abs_(S.m[k]) > mx ? abs_(S.m[k]) : mx;
+  }
+  inv_scale = T(1) / mx;
+  if (!finite) return PelvisBranch::kNonFinite;
+  return zero ? PelvisBranch::kZero : PelvisBranch::kRegular;
+}
+
+template <typename T>
+HOST_DEVICE inline Eig4<T> pelvis_eig(const Mat3<T>& S, T inv_scale) {
+  T n[4][4];
+  horn_matrix(inv_scale * S, n);
+  return jacobi_eig4(n);
+}
+
+template <typename T>
+HOST_DEVICE inline void top_quat(const Eig4<T>& e, T q[4]) {
+  for (int k = 0; k < 4; ++k) q[k] = e.vec[k][e.top];
+}
+
+// R0 from the pelvis children: t_c = T[c] − T[0], p_c = P[c] − P[0]
+template <typename T>
+HOST_DEVICE inline Mat3<T> pelvis_forward(const Vec3<T> t[3], const Vec3<T> p[3]) {
+  Mat3<T> S; T inv_scale;
+  const PelvisBranch br = pelvis_matrix(t, p, S, inv_scale);
+  if (br == PelvisBranch::kZero) return eye3<T>();
+  if (br == PelvisBranch::kNonFinite) {
+    const T nan = nan_<T>();
+    Mat3<T> r;
+    for (int k = 0; k < 9; ++k) r.m[k] = nan;
+    return r;
+  }
+  T q[4];
+  top_quat(pelvis_eig(S, inv_scale), q);
+  return quat_to_mat(q);
+}
+
+// VJP of the pelvis rotation.  q = v0, the top eigenvector of N̂ = N / s
+// (s = max|S|, a constant here: q does not depend on the scale).  First-order
+// eigenvector perturbation (the top eigenvalue λ0 is simple):
+//   dq = Σ_{j≠0} v_j v_jᵀ dN̂ q / (λ0 − λj)
+// so with gq = ∂L/∂q:
+//   gN̂ = Σ_{j≠0} (v_j·gq) / (λ0 − λj) v_j qᵀ,   gN = gN̂ / s,
+// then gS = horn_matrix_vjp(gN) and, from S = Σ t pᵀ, gt_c = gS p_c,
+// gp_c = gSᵀ t_c.  dq ⟂ q, so R(q) may use the unit-quaternion formula.  A
+// gap below 64 ε (rank(S) <= 1: the rotation is not determined) contributes
+// nothing, which keeps the gradient finite there; S = 0 has no gradient.
+template <typename T>
+HOST_DEVICE inline void pelvis_vjp(const Vec3<T> t[3], const Vec3<T> p[3], const Mat3<T>& gR,
+                                   Vec3<T> gt[3], Vec3<T> gp[3]) {
+  Mat3<T> S; T inv_scale;
+  const PelvisBranch br = pelvis_matrix(t, p, S, inv_scale);
+  if (br == PelvisBranch::kZero) return;
+  if (br == PelvisBranch::kNonFinite) {
+    const T nan = nan_<T>();
+    for (int c = 0; c < kNumPelvisChildren; ++c) {
+      gt[c] += Vec3<T>{nan, nan, nan};
+      gp[c] += Vec3<T>{nan, nan, nan};
+    }
+    return;
+  }
+  const Eig4<T> e = pelvis_eig(S, inv_scale);
+  T q[4], gq[4];
+  top_quat(e, q);
+  quat_to_mat_vjp(q, gR, gq);
+  T coef[4];
+  for (int j = 0; j < 4; ++j) {
+    const T gap = e.lam[e.top] - e.lam[j];
+    T vg = 0;
+    for (int k = 0; k < 4; ++k) vg += e.vec[k][j] * gq[k];
+    coef[j] = (j != e.top && gap > T(64) * machine_eps<T>()) ? inv_scale * vg / gap : T(0);
+  }
+  T gN[4][4];
+  for (int a = 0; a < 4; ++a) {
+    T va = 0;  // Σ_j coef_j v_j[a]
+    for (int j = 0; j < 4; ++j) va += coef[j] * e.vec[a][j];
+    for (int b = 0; b < 4; ++b) gN[a][b] = va * q[b];
+  }
+  const Mat3<T> gS = horn_matrix_vjp(gN);
+  for (int c = 0; c < kNumPelvisChildren; ++c) {
+    gt[c] += mv(gS, p[c]);
+    gp[c] += mtv(gS, t[c]);
+  }
+}
+
+// ---------------------------------------------------------------- target
+//
+// naive:    target = P[c] − P[i]
+// adaptive: target = P[c] − q[i]
+// fallback: with n = P[c] − P[i] and the rescaled naive target
+//           s = n |t| / |n| (0 if n = 0): if |target − s| > f, target = s.
+
+template <typename T, Mode M>
+HOST_DEVICE inline Vec3<T> ik_target(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> qi, T tn, T fallback, bool& stray) {
+  const Vec3<T> naive = Pc - Pi;
+  stray = false;
+  if (M == Mode::kNaive) return naive;
+  const Vec3<T> adaptive = Pc - qi;
+  if (M == Mode::kAdaptive) return adaptive;
+  const T nn = norm(naive);
+  const Vec3<T> scaled = nn != T(0) ? (tn / nn) * naive : Vec3<T>{0, 0, 0};
+  stray = norm(adaptive - scaled) > fallback;
+  return stray ? scaled : adaptive;
+}
+
+// VJP of the target: g = ∂L/∂target into gPc, gPi, gqi and gt.
+// The rescaled naive target s = n |t| / |n| has
+//   gn = (|t|/|n|)(g − n̂ (n̂·g)),   gt = t̂ (n̂·g)   (0 where t = 0 or n = 0).
+template <typename T, Mode M>
+HOST_DEVICE inline void ik_target_vjp(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> t, T tn, bool stray, Vec3<T> g,
+                                      Vec3<T>& gPc, Vec3<T>& gPi, Vec3<T>& gqi, Vec3<T>& gt) {
+  if (M == Mode::kNaive) {
+    gPc += g;
+    gPi -= g;
+    return;
+  }
+  if (!stray) {
+    gPc += g;
+    gqi -= g;
+    return;
+  }
+  const Vec3<T> n = Pc - Pi;
+  const T nn = norm(n);
+  if (nn == T(0)) return;
+  const Vec3<T> nh = (T(1) / nn) * n;
+  const T ng = dot(nh, g);
+  const Vec3<T> gn = (tn / nn) * (g - ng * nh);
+  gPc += gn;
+  gPi -= gn;
+  if (tn != T(0)) gt += (ng / tn) * t;
+}
+
+// ---------------------------------------------------------------- drivers
+//
+// The drivers read inputs of storage type S and compute in T = opmath_t<S> =
+// double, for float inputs too: the float reference itself is off the exact
+// answer by up to ~2e-5 on distal joints in adaptive mode (rounding in the
+// reconstructed joints q accumulates down the tree), and this way the fused
+// float result is the exact answer rounded once.  The CPU and CUDA paths
+// instantiate the same types, so they run the same arithmetic.  (On the GPU
+// this costs fp64 throughput, which the per-sample work, ~10 kflop, does not
+// notice on data-centre parts.)  Branch thresholds that the reference ties
+// to its dtype (the half-turn test) use the input's epsilon.
+
+template <typename S> using opmath_t = double;
+
+// row j of an (n, 3) array, converted to the compute type
+template <typename T, typename S>
+HOST_DEVICE inline Vec3<T> load_vec(const S* x, int j) {
+  return {T(x[3 * j]), T(x[3 * j + 1]), T(x[3 * j + 2])};
+}
+// P[j] as the reference re-roots it: joints[j] − joints[0]
+template <typename T, typename S>
+HOST_DEVICE inline Vec3<T> rerooted(const S* joints, int j) {
+  return load_vec<T>(joints, j) - load_vec<T>(joints, 0);
+}
+
+template <typename T, typename S>
+HOST_DEVICE inline void pelvis_vectors(const S* joints, const S* rest, Vec3<T> t[3], Vec3<T> p[3]) {
+  constexpr Topology topo = topology();
+  const Vec3<T> P0 = rerooted<T>(joints, 0);
+  for (int k = 0; k < kNumPelvisChildren; ++k) {
+    const int c = topo.pelvis_children[k];
+    t[k] = load_vec<T>(rest, c) - load_vec<T>(rest, 0);
+    p[k] = rerooted<T>(joints, c) - P0;
+  }
+}
+
+// Per-joint quantities that do not depend on the tree: the rest bone
+// t = T[c] − T[i], its length, and the twist.  Computed for all joints before
+// the tree walk, so that the walk's serial chain (G[pa] -> p -> swing -> G[i])
+// holds only the swing.
+template <typename T> struct Bone {
+  Vec3<T> t;
+  T tn;
+  Twist<T> twist;
+};
+
+template <typename T, typename S>
+HOST_DEVICE inline Bone<T> bone(const S* twist, const S* rest, int i) {
+  constexpr Topology topo = topology();
+  Bone<T> b;
+  b.t = load_vec<T>(rest, topo.ik_child[i]) - load_vec<T>(rest, i);
+  b.tn = norm(b.t);
+  b.twist = twist_parts(b.t, b.tn, T(twist[2 * (i - 1)]), T(twist[2 * (i - 1) + 1]));
+  return b;
+}
+
+// The whole tree for one sample: global rotations G (24) and, in adaptive
+// modes, reconstructed joints q (24).  With rot non-null the local rotations
+// are stored there (24 x 9); the backward's recomputation passes null.
+template <typename S, Mode M, typename T = opmath_t<S>>
+HOST_DEVICE inline void ik_tree(const S* joints, const S* twist, const S* rest, T fallback, Mat3<T>* G,
+                                Vec3<T>* q, S* rot) {
+  constexpr Topology topo = topology();
+  const T eps = T(machine_eps<S>());
+  Mat3<T> V[kNumSmplJoints];   // twist rotations
+  Vec3<T> tb[kNumSmplJoints];  // rest bones and their lengths
+  T tn[kNumSmplJoints];
+  for (int i = 1; i < kNumSmplJoints; ++i) {
+    const Bone<T> b = bone<T>(twist, rest, i);
+    V[i] = twist_matrix(b.twist);
+    tb[i] = b.t;
+    tn[i] = b.tn;
+  }
+
+  Vec3<T> t0[3], p0[3];
+  pelvis_vectors<T>(joints, rest, t0, p0);
+  G[0] = pelvis_forward(t0, p0);
+  if (rot != nullptr)
+    for (int k = 0; k < 9; ++k) rot[k] = S(G[0].m[k]);
+  if (is_adaptive(M)) q[0] = Vec3<T>{0, 0, 0};
+  for (int i = 1; i < kNumSmplJoints; ++i) {
+    const int pa = topo.parent[i], c = topo.ik_child[i];
+    if (is_adaptive(M)) q[i] = q[pa] + mv(G[pa], load_vec<T>(rest, i) - load_vec<T>(rest, pa));
+    bool stray;
+    const Vec3<T> x = ik_target<T, M>(rerooted<T>(joints, c), rerooted<T>(joints, i),
+                                      is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, tn[i], fallback, stray);
+    const Vec3<T> p = mtv(G[pa], x);
+    const Mat3<T> R = mm(swing_matrix(swing_parts(tb[i], tn[i], p, eps), tb[i]), V[i]);
+    G[i] = mm(G[pa], R);
+    if (rot != nullptr)
+      for (int k = 0; k < 9; ++k) rot[9 * i + k] = S(R.m[k]);
+  }
+}
+
+// joints (29 x 3), twist (23 x 2), rest (29 x 3) -> rot (24 x 9), one sample
+template <typename S, Mode M>
+HOST_DEVICE inline void ik_forward_sample(const S* joints, const S* twist, const S* rest, double fallback, S* rot) {
+  using T = opmath_t<S>;
+  Mat3<T> G[kNumSmplJoints];
+  Vec3<T> q[is_adaptive(M) ? kNumSmplJoints : 1];
+  ik_tree<S, M>(joints, twist, rest, T(fallback), G, q, rot);
+}
+
+// Backward of one sample.
+//
+// Strategy: recompute the forward tree (cheap: one forward) keeping G and q
+// in local memory, so nothing but the inputs is saved between forward and
+// backward; then sweep the joints in reverse tree order (23..1, children
+// before parents), recomputing each joint's target, swing and twist from the
+// stored G[pa], q[i].
+//
+// Forward step i (pa = parent, c = IK child, t = T[c] − T[i]):
+//   q[i] = q[pa] + G[pa] (T[i] − T[pa])                 (adaptive modes)
+//   x    = target(P[c], P[i], q[i], t)
+//   p    = G[pa]ᵀ x
+//   R[i] = W V,  W = swing(t, p),  V = twist(t, Φ_i)
+//   G[i] = G[pa] R[i]
+// Adjoints (gX = ∂L/∂X; gG[i] and gq[i] are complete when joint i is reached,
+// since all their uses are in i's own step or its children's):
+//   ḡR      = gR[i] + G[pa]ᵀ gG[i]          gG[pa] += gG[i] R[i]ᵀ
+//   gW      = ḡR Vᵀ,  gV = Wᵀ ḡR            -> swing_vjp, twist_vjp: gt, gp, gΦ_i
+//   gx      = G[pa] gp                      gG[pa] += x gpᵀ
+//   gx      -> target_vjp: gP[c], gP[i], gq[i], gt
+//   gT[c]  += gt,  gT[i] −= gt
+//   gq[pa] += gq[i]                         gG[pa] += gq[i] (T[i] − T[pa])ᵀ
+//   gT[i]  += G[pa]ᵀ gq[i],  gT[pa] −= G[pa]ᵀ gq[i]
+// Then the pelvis, with gR0 = gR[0] + gG[0] -> pelvis_vjp, and the re-rooting
+// P = joints − joints[0]: g joints[j] = gP[j] (j ≥ 1), g joints[0] = −Σ_{j≥1} gP[j].
+// Branch choices (zero-length, half turn, fallback, degenerate pelvis) were
+// fixed by the forward; each contributes the gradient of the branch taken.
+//
+// grad_rot: 24 x 9.  Writes grad_joints (29 x 3), grad_twist (23 x 2),
+// grad_rest (29 x 3), all overwritten.
+template <typename S, Mode M>
+HOST_DEVICE inline void ik_backward_sample(const S* grad_rot, const S* joints, const S* twist, const S* rest,
+                                           double fallback, S* grad_joints, S* grad_twist, S* grad_rest) {
+  using T = opmath_t<S>;
+  constexpr Topology topo = topology();
+  constexpr int NQ = is_adaptive(M) ? kNumSmplJoints : 1;
+  const T eps = T(machine_eps<S>());
+  Mat3<T> G[kNumSmplJoints];
+  Vec3<T> q[NQ];
+  ik_tree<S, M>(joints, twist, rest, T(fallback), G, q, static_cast<S*>(nullptr));
+
+  Mat3<T> gG[kNumSmplJoints];
+  Vec3<T> gq[NQ];
+  Vec3<T> gP[kNumJoints], gT[kNumJoints];
+  for (int i = 0; i < kNumSmplJoints; ++i) gG[i] = zeros3<T>();
+  for (int i = 0; i < NQ; ++i) gq[i] = Vec3<T>{0, 0, 0};
+  for (int j = 0; j < kNumJoints; ++j) gP[j] = gT[j] = Vec3<T>{0, 0, 0};
+
+  for (int i = kNumSmplJoints - 1; i >= 1; --i) {
+    const int pa = topo.parent[i], c = topo.ik_child[i];
+    const Bone<T> bn = bone<T>(twist, rest, i);
+    const Vec3<T> Ti = load_vec<T>(rest, i);
+    const Vec3<T> Pc = rerooted<T>(joints, c), Pi = rerooted<T>(joints, i);
+    bool stray;
+    const Vec3<T> x = ik_target<T, M>(Pc, Pi, is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, bn.tn, T(fallback), stray);
+    const Vec3<T> p = mtv(G[pa], x);
+    const Swing<T> sw = swing_parts(bn.t, bn.tn, p, eps);
+    const Mat3<T> W = swing_matrix(sw, bn.t), V = twist_matrix(bn.twist);
+
+    Mat3<T> gR;
+    for (int k = 0; k < 9; ++k) gR.m[k] = T(grad_rot[9 * i + k]);
+    gR += mm_tn(G[pa], gG[i]);
+    gG[pa] += mm_nt(gG[i], mm(W, V));
+
+    Vec3<T> gt{0, 0, 0}, gp{0, 0, 0};
+    T ga = 0, gb = 0;
+    twist_vjp(bn.twist, mm_tn(W, gR), gt, ga, gb);
+    swing_vjp(sw, bn.t, p, W, mm_nt(gR, V), gt, gp);
+    grad_twist[2 * (i - 1)] = S(ga);
+    grad_twist[2 * (i - 1) + 1] = S(gb);
+
+    gG[pa] += outer(x, gp);
+    Vec3<T> gqi{0, 0, 0};
+    ik_target_vjp<T, M>(Pc, Pi, bn.t, bn.tn, stray, mv(G[pa], gp), gP[c], gP[i], gqi, gt);
+    gT[c] += gt;
+    gT[i] -= gt;
+    if (is_adaptive(M)) {
+      const Vec3<T> g = gq[i] + gqi;
+      gq[pa] += g;
+      gG[pa] += outer(g, Ti - load_vec<T>(rest, pa));
+      const Vec3<T> gbone = mtv(G[pa], g);
+      gT[i] += gbone;
+      gT[pa] -= gbone;
+    }
+  }
+
+  Mat3<T> gR0;
+  for (int k = 0; k < 9; ++k) gR0.m[k] = T(grad_rot[k]);
+  gR0 += gG[0];
+  Vec3<T> t0[3], p0[3], gt0[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}}, gp0[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+  pelvis_vectors<T>(joints, rest, t0, p0);
+  pelvis_vjp(t0, p0, gR0, gt0, gp0);
+  for (int k = 0; k < kNumPelvisChildren; ++k) {
+    const int c = topo.pelvis_children[k];
+    gT[c] += gt0[k];
+    gT[0] -= gt0[k];
+    gP[c] += gp0[k];
+    gP[0] -= gp0[k];
+  }
+
+  Vec3<T> root{0, 0, 0};
+  for (int j = 1; j < kNumJoints; ++j) root -= gP[j];
+  gP[0] = root;
+  for (int j = 0; j < kNumJoints; ++j) {
+    grad_joints[3 * j] = S(gP[j].x);
+    grad_joints[3 * j + 1] = S(gP[j].y);
+    grad_joints[3 * j + 2] = S(gP[j].z);
+    grad_rest[3 * j] = S(gT[j].x);
+    grad_rest[3 * j + 1] = S(gT[j].y);
+    grad_rest[3 * j + 2] = S(gT[j].z);
+  }
+}
+
+}  // namespace ik
+}  // namespace hybrik_fast

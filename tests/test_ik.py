@@ -1,0 +1,411 @@
+"""The fused IK (backends "cpu" and "cuda") against the reference.
+
+Three tiers: float64 gradcheck on tiny inputs; a batch x dtype x mode grid
+against the reference, forward and backward; edge cases (singular bones,
+zero twist, NaN, huge inputs, non-contiguous input, B = 0) and bad input.
+"""
+import math
+import os
+import re
+
+import pytest
+import torch
+
+import hybrik_fast
+from hybrik_fast import _ext, skeleton
+from hybrik_fast.reference import kinematics as ref
+from tests_support import random_pose
+
+pytestmark = pytest.mark.skipif(_ext.C is None, reason="the C++ extension is not built")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADER = os.path.join(ROOT, "csrc", "ik", "ik_math.h")
+
+# (mode, fallback) of the three target rules
+MODES = [("naive", None), ("adaptive", None), ("adaptive", 0.015)]
+MODE_IDS = ["naive", "adaptive", "adaptive+fallback"]
+
+
+def ik_inputs(B, dtype=torch.float64, seed=0, noise=0.01):
+    """Random plausible pose: joints FK(θ) + noise (metres), twist(θ) rescaled, rest joints."""
+    rot, T = random_pose(B, torch.float64, seed=seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    P = ref.forward_kinematics(rot, T) + noise * torch.randn(B, 29, 3, generator=g, dtype=torch.float64)
+    P = P + torch.randn(B, 1, 3, generator=g, dtype=torch.float64)  # not root-relative: the IK re-roots
+    tw = ref.twist_angles(rot, T) * (0.5 + torch.rand(B, 23, 1, generator=g, dtype=torch.float64))
+    return P.to(dtype), tw.to(dtype), T.to(dtype)
+
+
+def fused(P, tw, T, mode, fallback, backend="cpu"):
+    return hybrik_fast.hybrik_ik(P, tw, T, mode=mode, fallback=fallback, backend=backend)
+
+
+def grads(fn, inputs, weight):
+    x = [t.detach().clone().requires_grad_(True) for t in inputs]
+    return torch.autograd.grad((fn(*x) * weight).sum(), x)
+
+
+# ---------------------------------------------------------------- topology
+
+def _header_array(name):
+    text = open(HEADER).read()
+    body = re.search(r"/\*" + name + r"=\*/\{([^}]*)\}", text).group(1)
+    return tuple(int(v) for v in body.split(","))
+
+
+def test_header_topology_matches_skeleton():
+    assert _header_array("parent") == skeleton.PARENTS_29
+    assert _header_array("ik_child") == skeleton.IK_CHILD
+    assert _header_array("pelvis_children") == skeleton.PELVIS_CHILDREN
+
+
+# ---------------------------------------------------------------- forward grid
+
+@pytest.mark.parametrize("B", [0, 1, 7, 1000])
+@pytest.mark.parametrize("mode,fallback", MODES, ids=MODE_IDS)
+def test_forward_matches_reference_float64(B, mode, fallback):
+    P, tw, T = ik_inputs(B, seed=B)
+    out = fused(P, tw, T, mode, fallback)
+    assert out.shape == (B, 24, 3, 3) and out.dtype == torch.float64
+    if B:
+        assert (out - ref.hybrik_ik(P, tw, T, mode, fallback)).abs().max() <= 1e-10
+
+
+@pytest.mark.parametrize("B", [0, 1, 7, 1000])
+@pytest.mark.parametrize("mode,fallback", MODES, ids=MODE_IDS)
+def test_forward_matches_reference_float32(B, mode, fallback):
+    """The kernels compute in float64: the float32 result is the exact answer rounded.
+
+    Against the reference run in float64 on the same float32 inputs the error
+    is ≤ 1e-5 (in fact ~1e-7); against the float32 reference it is at most
+    twice that reference's own error (which reaches ~1e-5 on distal joints in
+    adaptive mode: its rounding accumulates down the tree).
+    """
+    P, tw, T = ik_inputs(B, torch.float32, seed=B)
+    out = fused(P, tw, T, mode, fallback)
+    assert out.shape == (B, 24, 3, 3) and out.dtype == torch.float32
+    if B:
+        exact = ref.hybrik_ik(P.double(), tw.double(), T.double(), mode, fallback)
+        ref32 = ref.hybrik_ik(P, tw, T, mode, fallback)
+        assert (out.double() - exact).abs().max() <= 1e-6
+        assert (out - ref32).abs().max() <= max(1e-5, 2 * (ref32.double() - exact).abs().max())
+
+
+def test_forward_non_contiguous_and_half():
+    P, tw, T = ik_inputs(5)
+    # every other sample of a batch of 10, and a transposed layout
+    P2 = torch.cat([P, P]).view(2, 5, 29, 3).transpose(0, 1).reshape(10, 29, 3)[::2]
+    Pt = P.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not P2.is_contiguous() and not Pt.is_contiguous()
+    expect = ref.hybrik_ik(P, tw, T)
+    assert (fused(P2, tw, T, "adaptive", 0.015) - expect).abs().max() <= 1e-10
+    assert (fused(Pt, tw[:, :, [0, 1]], T, "adaptive", 0.015) - expect).abs().max() <= 1e-10
+    half = fused(P.half(), tw.half(), T.half(), "adaptive", 0.015)
+    assert half.dtype == torch.float16
+    assert (half.double() - ref.hybrik_ik(P.half().double(), tw.half().double(), T.half().double())).abs().max() < 2e-3
+
+
+def test_thread_count_does_not_change_results():
+    P, tw, T = ik_inputs(300)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fused(P, tw, T, "adaptive", 0.015)
+        torch.set_num_threads(max(2, n))
+        many = fused(P, tw, T, "adaptive", 0.015)
+    finally:
+        torch.set_num_threads(n)
+    assert torch.equal(one, many)
+
+
+# ---------------------------------------------------------------- backward
+
+@pytest.mark.parametrize("mode,fallback", MODES, ids=MODE_IDS)
+def test_backward_matches_reference_autograd(mode, fallback):
+    P, tw, T = ik_inputs(40, seed=3, noise=0.02)
+    w = torch.randn(40, 24, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = grads(lambda *x: fused(*x, mode, fallback), (P, tw, T), w)
+    want = grads(lambda *x: ref.hybrik_ik(*x, mode, fallback), (P, tw, T), w)
+    for g, e in zip(got, want):
+        assert (g - e).abs().max() <= 1e-8 * e.abs().max()
+
+
+def test_backward_fallback_switches_per_joint():
+    """Inputs where the fallback takes the naive target on some joints but not others."""
+    P, tw, T = ik_inputs(20, seed=4, noise=0.03)
+    out = fused(P, tw, T, "adaptive", 0.015)
+    assert not torch.allclose(out, fused(P, tw, T, "adaptive", None))
+    assert not torch.allclose(out, fused(P, tw, T, "naive", None))
+    w = torch.randn(20, 24, 3, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    got = grads(lambda *x: fused(*x, "adaptive", 0.015), (P, tw, T), w)
+    want = grads(lambda *x: ref.hybrik_ik(*x, "adaptive", 0.015), (P, tw, T), w)
+    for g, e in zip(got, want):
+        assert (g - e).abs().max() <= 1e-8 * e.abs().max()
+
+
+@pytest.mark.parametrize("mode,fallback", MODES, ids=MODE_IDS)
+def test_gradcheck(mode, fallback):
+    P, tw, T = ik_inputs(2, seed=5, noise=0.02)
+    x = [t.clone().requires_grad_(True) for t in (P, tw, T)]
+    assert torch.autograd.gradcheck(lambda *a: fused(*a, mode, fallback), x, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_backward_float32_and_partial_grads():
+    P, tw, T = ik_inputs(8, seed=6)
+    w = torch.randn(8, 24, 3, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    want = grads(lambda *x: ref.hybrik_ik(*x), (P, tw, T), w)
+    got = grads(lambda *x: fused(*x, "adaptive", 0.015), [t.float() for t in (P, tw, T)], w.float())
+    for g, e in zip(got, want):
+        assert g.dtype == torch.float32
+        assert (g.double() - e).abs().max() <= 1e-4 * e.abs().max()
+    # only the twist requires grad
+    t = tw.clone().requires_grad_(True)
+    (g_tw,) = torch.autograd.grad((fused(P, t, T, "adaptive", 0.015) * w).sum(), t)
+    assert torch.allclose(g_tw, want[1], rtol=0, atol=1e-10)
+
+
+# ---------------------------------------------------------------- the paper's checks
+
+def _clean_pose(B, seed):
+    from hybrik_fast.poses import sample_rotmats
+    g = torch.Generator().manual_seed(seed)
+    rot = sample_rotmats(B, g)
+    _, T = random_pose(B, seed=seed)
+    P = ref.forward_kinematics(rot, T)
+    return rot, P, ref.twist_angles(rot, T), T
+
+
+@pytest.mark.parametrize("mode", ["naive", "adaptive"])
+def test_round_trip(mode):
+    from hybrik_fast.paper import rotation_angle
+    rot, P, tw, T = _clean_pose(256, seed=11)
+    R = fused(P, tw, T, mode, 0.015)
+    assert rotation_angle(R, rot).max() < 1e-4
+    assert 1000 * (ref.forward_kinematics(R, T) - P).norm(dim=-1).max() < 0.01
+
+
+def test_jitter_table3_shape():
+    """With 10/20/30 mm jitter, adaptive MPJPE (24 joints, vs the clean pose) < 0.75 x naive."""
+    rot, P, tw, T = _clean_pose(256, seed=12)
+    g = torch.Generator().manual_seed(13)
+    for level in (10, 20, 30):
+        noise = torch.randn(P.shape, generator=g, dtype=P.dtype) * level / 1000
+        noise[:, 0] = 0
+        err = {}
+        for mode in ("naive", "adaptive"):
+            R = fused(P + noise, tw, T, mode, None)
+            err[mode] = (ref.forward_kinematics(R, T) - P)[:, :24].norm(dim=-1).mean()
+        assert err["adaptive"] < 0.75 * err["naive"], (level, err)
+
+
+# ---------------------------------------------------------------- edge cases
+
+def _rest_targets(B):
+    """The rest pose as targets (every bone exactly parallel to its target), identity twist."""
+    _, T = random_pose(B, seed=20)
+    P = (T - T[:, :1]).clone()
+    tw = torch.zeros(B, 23, 2, dtype=T.dtype)
+    tw[..., 0] = 1.0
+    return P, tw, T
+
+
+def _check_edge(P, tw, T, modes=MODES):
+    """Forward equals the reference; gradients are finite and equal the reference's."""
+    w = torch.randn(P.shape[0], 24, 3, 3, generator=torch.Generator().manual_seed(3), dtype=P.dtype)
+    for mode, fallback in modes:
+        out = fused(P, tw, T, mode, fallback)
+        assert (out - ref.hybrik_ik(P, tw, T, mode, fallback)).abs().max() <= 1e-10
+        assert torch.allclose(out @ out.transpose(-1, -2), torch.eye(3, dtype=out.dtype).expand_as(out), atol=1e-12)
+        got = grads(lambda *x: fused(*x, mode, fallback), (P, tw, T), w)
+        want = grads(lambda *x: ref.hybrik_ik(*x, mode, fallback), (P, tw, T), w)
+        for g, e in zip(got, want):
+            assert torch.isfinite(g).all()
+            assert (g - e).abs().max() <= 1e-8 * max(e.abs().max(), 1.0)
+    return out
+
+
+def test_parallel_bones_give_identity():
+    P, tw, T = _rest_targets(3)
+    out = _check_edge(P, tw, T)
+    assert torch.allclose(out, torch.eye(3, dtype=out.dtype).expand_as(out), atol=1e-14)
+
+
+def test_antiparallel_bone_is_a_half_turn_reaching_the_target():
+    P, tw, T = _rest_targets(2)
+    # left forearm (elbow 18 -> wrist 20) and the hand chain below it reversed
+    for i, c in ((18, 20), (20, 22), (22, 25)):
+        P[:, c] = P[:, i] - (T[:, c] - T[:, i])
+    out = _check_edge(P, tw, T)
+    Q = ref.forward_kinematics(out, T)
+    assert torch.allclose(Q[:, 20], P[:, 20], atol=1e-12)
+    assert torch.allclose(out[:, 18].diagonal(dim1=-2, dim2=-1).sum(-1), torch.full((2,), -1.0, dtype=out.dtype))
+
+
+def test_zero_length_bones():
+    P, tw, T = ik_inputs(3, seed=21)
+    P[0, 20] = P[0, 18]          # zero-length target bone (wrist on the elbow)
+    T[1, 7] = T[1, 4]            # zero-length rest bone (ankle on the knee)
+    P[2, 3] = P[2, 0]            # a pelvis child on the pelvis: S has rank 2
+    _check_edge(P, tw, T)
+
+
+def test_zero_twist_vector():
+    P, tw, T = ik_inputs(3, seed=22)
+    tw[0] = 0.0
+    tw[1, 17] = 0.0
+    tw[2, 5] = torch.tensor([3e3, 4e3], dtype=tw.dtype)  # huge and unnormalised
+    _check_edge(P, tw, T)
+
+
+def test_zero_pelvis_gives_identity_root():
+    P, tw, T = ik_inputs(2, seed=23)
+    P[0, [1, 2, 3]] = P[0, 0].clone()  # S = 0
+    out = fused(P, tw, T, "adaptive", 0.015)
+    assert torch.equal(out[0, 0], torch.eye(3, dtype=out.dtype))
+    _check_edge(P, tw, T)
+
+
+def test_nan_sample_is_isolated():
+    P, tw, T = ik_inputs(4, seed=24)
+    P[1, 7, 0] = float("nan")
+    tw[2, 3, 1] = float("nan")
+    w = torch.randn(4, 24, 3, 3, dtype=P.dtype)
+    clean = [0, 3]
+    for mode, fallback in MODES:
+        out = fused(P, tw, T, mode, fallback)
+        assert torch.isnan(out[1]).any() and torch.isnan(out[2]).any()
+        assert torch.equal(out[clean], fused(P[clean], tw[clean], T[clean], mode, fallback))
+        g = grads(lambda *x: fused(*x, mode, fallback), (P, tw, T), w)
+        g_clean = grads(lambda *x: fused(*x, mode, fallback), (P[clean], tw[clean], T[clean]), w[clean])
+        for a, b in zip(g, g_clean):
+            assert torch.equal(a[clean], b)
+    P[1] = float("nan")
+    out = fused(P, tw, T, "adaptive", 0.015)
+    assert torch.isnan(out[1]).all() and torch.isfinite(out[clean]).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_huge_inputs(dtype):
+    """A body 10 km tall far from the origin matches the reference; one 2^50 m (~1e15) tall
+    stays finite and gives the same rotations (the IK without fallback is scale invariant,
+    and a power of two scales exactly)."""
+    P, tw, T = ik_inputs(6, seed=25)
+    base = fused(P, tw, T, "adaptive", None)
+    Pb, Tb = (P * 1e4 + 1e5).to(dtype), (T * 1e4).to(dtype)
+    out = fused(Pb, tw.to(dtype), Tb, "adaptive", None)
+    exact = ref.hybrik_ik(Pb.double(), tw.to(dtype).double(), Tb.double(), "adaptive", None)
+    assert (out.double() - exact).abs().max() <= (1e-6 if dtype == torch.float32 else 1e-10)
+    for mode, fallback in MODES[:2]:
+        out = fused((P * 2.0**50).to(dtype), tw.to(dtype), (T * 2.0**50).to(dtype), mode, fallback)
+        assert torch.isfinite(out).all()
+        want = fused(P.to(dtype), tw.to(dtype), T.to(dtype), mode, fallback)
+        assert (out - want).abs().max() <= (1e-6 if dtype == torch.float32 else 1e-10)
+    assert torch.isfinite(base).all()
+
+
+# ---------------------------------------------------------------- the operator
+
+def test_opcheck():
+    P, tw, T = ik_inputs(3, seed=30)
+    for mode, fallback in MODES:
+        args = (P.clone().requires_grad_(True), tw.clone().requires_grad_(True), T.clone().requires_grad_(True),
+                mode, fallback)
+        torch.library.opcheck(torch.ops.hybrik_fast.hybrik_ik.default, args)
+    torch.library.opcheck(torch.ops.hybrik_fast_C.hybrik_ik_fwd.default, (P, tw, T, 2, 0.015))
+    w = torch.randn(3, 24, 3, 3, dtype=P.dtype)
+    torch.library.opcheck(torch.ops.hybrik_fast_C.hybrik_ik_bwd.default, (w, P, tw, T, 2, 0.015))
+
+
+def test_torch_compile_fullgraph_matches_eager():
+    P, tw, T = ik_inputs(5, seed=31)
+    w = torch.randn(5, 24, 3, 3, dtype=P.dtype)
+
+    def loss(P, tw, T):
+        return (hybrik_fast.hybrik_ik(P, tw, T, backend="cpu") * w).sum()
+
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    x = [t.clone().requires_grad_(True) for t in (P, tw, T)]
+    y = [t.clone().requires_grad_(True) for t in (P, tw, T)]
+    lc, le = compiled(*x), loss(*y)
+    assert torch.equal(lc, le)
+    for a, b in zip(torch.autograd.grad(lc, x), torch.autograd.grad(le, y)):
+        assert torch.equal(a, b)
+    with torch.no_grad():
+        assert torch.equal(torch.compile(loss, fullgraph=True, backend="aot_eager")(P, tw, T), loss(P, tw, T))
+
+
+def test_torch_export():
+    class IK(torch.nn.Module):
+        def forward(self, P, tw, T):
+            return hybrik_fast.hybrik_ik(P, tw, T, backend="cpu")
+
+    P, tw, T = ik_inputs(4, seed=32)
+    B = torch.export.Dim("B")
+    ep = torch.export.export(IK(), (P, tw, T), dynamic_shapes=({0: B}, {0: B}, {0: B}))
+    assert "hybrik_fast" in str(ep.graph)
+    P2, tw2, T2 = ik_inputs(9, seed=33)
+    assert torch.equal(ep.module()(P2, tw2, T2), IK()(P2, tw2, T2))
+
+
+# ---------------------------------------------------------------- bad input
+
+def _ok(B=2):
+    return torch.zeros(B, 29, 3), torch.zeros(B, 23, 2), torch.zeros(B, 29, 3)
+
+
+@pytest.mark.parametrize("which,bad,pattern", [
+    (0, torch.zeros(2, 24, 3), r"joints must have shape \(B, 29, 3\)"),
+    (1, torch.zeros(2, 23), r"twist must have shape \(B, 23, 2\)"),
+    (2, torch.zeros(2, 29, 2), r"rest_joints must have shape \(B, 29, 3\)"),
+    (1, torch.zeros(3, 23, 2), r"twist must have shape \(B, 23, 2\) with B = 2"),
+    (2, torch.zeros(1, 29, 3), r"rest_joints must have shape \(B, 29, 3\) with B = 2"),
+    (1, torch.zeros(2, 23, 2, dtype=torch.float64), r"twist \(B, 23, 2\) has dtype .*joints \(B, 29, 3\)"),
+    (2, torch.zeros(2, 29, 3, dtype=torch.float64), r"rest_joints \(B, 29, 3\) has dtype"),
+    (2, torch.zeros(2, 29, 3, device="meta"), r"rest_joints \(B, 29, 3\) has device meta"),
+])
+@pytest.mark.parametrize("backend", ["auto", "cpu"])
+def test_bad_input_raises_value_error(which, bad, pattern, backend):
+    args = list(_ok())
+    args[which] = bad
+    with pytest.raises(ValueError, match=pattern):
+        hybrik_fast.hybrik_ik(*args, backend=backend)
+
+
+def test_bad_mode_and_fallback():
+    with pytest.raises(ValueError, match="mode"):
+        hybrik_fast.hybrik_ik(*_ok(), mode="fast", backend="cpu")
+    with pytest.raises(ValueError, match="fallback"):
+        hybrik_fast.hybrik_ik(*_ok(), fallback=-1.0, backend="cpu")
+
+
+def test_cpp_entry_checks_shapes():
+    P, tw, T = _ok()
+    with pytest.raises(RuntimeError, match=r"twist must have shape \(B=2, 23, 2\)"):
+        torch.ops.hybrik_fast_C.hybrik_ik_fwd(P, torch.zeros(2, 22, 2), T, 1, -1.0)
+
+
+# ---------------------------------------------------------------- CUDA
+
+@pytest.mark.skipif(not torch.cuda.is_available() or _ext.C is None or not _ext.C.compiled_with_cuda(),
+                    reason="needs a GPU and the extension built with CUDA")
+class TestCuda:
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    @pytest.mark.parametrize("mode,fallback", MODES, ids=MODE_IDS)
+    def test_forward_and_backward_match_cpu(self, dtype, mode, fallback):
+        P, tw, T = ik_inputs(1000, dtype, seed=40, noise=0.02)
+        cpu = fused(P, tw, T, mode, fallback)
+        gpu = fused(P.cuda(), tw.cuda(), T.cuda(), mode, fallback, backend="cuda")
+        tol = 1e-6 if dtype == torch.float32 else 1e-12
+        assert (gpu.cpu() - cpu).abs().max() <= tol
+        w = torch.randn(1000, 24, 3, 3, dtype=dtype)
+        g_cpu = grads(lambda *x: fused(*x, mode, fallback), (P, tw, T), w)
+        g_gpu = grads(lambda *x: fused(*x, mode, fallback, backend="cuda"),
+                      (P.cuda(), tw.cuda(), T.cuda()), w.cuda())
+        for a, b in zip(g_gpu, g_cpu):
+            assert (a.cpu() - b).abs().max() <= tol * max(1.0, b.abs().max().item())
+
+    def test_empty_and_non_contiguous(self):
+        P, tw, T = ik_inputs(6, seed=41)
+        assert fused(P[:0].cuda(), tw[:0].cuda(), T[:0].cuda(), "adaptive", 0.015, "cuda").shape == (0, 24, 3, 3)
+        out = fused(P.cuda()[::2], tw.cuda()[::2], T.cuda()[::2], "adaptive", 0.015, "cuda")
+        assert (out.cpu() - fused(P[::2], tw[::2], T[::2], "adaptive", 0.015)).abs().max() <= 1e-12
