@@ -25,6 +25,9 @@ from .backbone import build_backbone, load_torchvision_weights
 from .output import ModelOutput
 
 INIT_CAM = (0.9, 0.0, 0.0)
+#: backends that both soft_argmax3d and hybrik_ik accept, plus "auto"
+MODEL_BACKENDS = ("auto",) + tuple(
+    b for b in _backend.OPS["soft_argmax3d"]["backends"] if b in _backend.OPS["hybrik_ik"]["backends"])
 
 
 class BodyHeadModel(nn.Module):
@@ -33,8 +36,10 @@ class BodyHeadModel(nn.Module):
 
     def __init__(self, backbone: str, image_size: int, body: BodyModel | None, backend: str):
         super().__init__()
-        if backend not in _backend.ALL_BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; valid choices: {', '.join(_backend.ALL_BACKENDS)}")
+        if backend not in MODEL_BACKENDS:
+            raise ValueError(f"unknown model backend {backend!r}; valid choices: {', '.join(MODEL_BACKENDS)} "
+                             "(it is passed to both soft_argmax3d and hybrik_ik; 'auto' picks the "
+                             "fused kernels on each device)")
         if not isinstance(image_size, int) or image_size <= 0 or image_size % 32:
             raise ValueError(f"image_size must be a positive multiple of 32 (the backbone's stride), "
                              f"got {image_size!r}")

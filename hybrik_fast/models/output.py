@@ -36,4 +36,6 @@ class ModelOutput(dict):
             raise AttributeError(f"ModelOutput has no field {name!r}; fields: {FIELDS}") from None
 
     def __setattr__(self, name: str, value) -> None:
+        if name not in FIELDS:
+            raise AttributeError(f"ModelOutput has no field {name!r}; fields: {FIELDS}")
         self[name] = value
