@@ -188,6 +188,21 @@ def test_person_fills_the_crop(ds):
         assert 0.55 <= (px.max(0) - px.min(0)).max() <= 0.95
 
 
+def test_occluders_cover_less_than_30_percent_of_the_person_box():
+    """Occluders are the only difference between occluders=True and False."""
+    S = 128
+    with_occ = SyntheticHumans("train", length=30, image_size=S, seed=0)
+    without = SyntheticHumans("train", length=30, image_size=S, seed=0, occluders=False)
+    occluded = 0
+    for i in range(30):
+        changed = (with_occ.render(i) != without.render(i)).any(-1)
+        if changed.any():
+            occluded += 1
+            px = np.clip(to_pixels(with_occ.scene(i).vertices_cam, S), 0, S)
+            assert changed.sum() < 0.3 * np.prod(px.max(0) - px.min(0)), i
+    assert 3 <= occluded <= 18                                      # OCCLUDER_PROB = 0.3
+
+
 # ---------------------------------------------------------------- cache
 
 

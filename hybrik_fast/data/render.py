@@ -85,8 +85,8 @@ def render_mesh(image: np.ndarray, vertices_cam: np.ndarray, faces: np.ndarray,
     vertices_cam (V, 3) camera frame, metres; faces (F, 3) outward winding;
     face_colors (F, 3) or (3,) in 0..255, in the image's channel order;
     ``light`` (3,) the direction from the surface towards the light, camera
-    frame; ``ambient`` a float; ``diffuse`` a float or a per-channel (3,)
-    (a tinted light).  Colours are rounded to integers.
+    frame.  A face's colour is face_color · (ambient + diffuse · max(0, n·l)),
+    rounded; ``diffuse`` may be per channel (3,), a tinted light.
     """
     size = image.shape[0]
     ids, normals = visible_faces(vertices_cam, faces)

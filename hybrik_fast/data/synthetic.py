@@ -20,7 +20,7 @@ Scene, per item (all ranges are the module constants below):
   whose depth range would leave |d| ≥ DEPTH_MARGIN are redrawn.
 * **Shape.** β ~ N(0, 1) clipped to ±BETA_CLIP.
 * **Camera.** The root depth is chosen so the person's mesh spans a random
-  FILL fraction of the crop (z_root ≈ 5–12 m for f = FOCAL_NORM crop widths),
+  FILL fraction of the crop (z_root ≈ 5–13 m, median 8 m),
   and the root is moved sideways at random so that the whole mesh stays
   inside the crop with an EDGE margin.  ``camera = camera_from_root(root)``.
 * **Image.** Background: a linear gradient, often low-frequency noise, and
@@ -96,7 +96,7 @@ TINT = 0.1                 # per-channel light colour, 1 ± TINT
 # ---- image
 BACKGROUND_SHAPES = 10     # at most this many
 OCCLUDER_PROB = 0.3
-OCCLUDER_COVER = 0.25      # summed occluder area / person box area, < 0.3
+OCCLUDER_COVER = 0.2       # summed occluder area / person box area (< 0.3 with edges)
 NOISE_PROB, NOISE_SIGMA = 0.5, (2.0, 10.0)
 BLUR_PROB = 0.2
 
