@@ -140,6 +140,29 @@ def test_ik_reproduces_its_own_predicted_joints(head, body):
         assert torch.allclose(out.joints_from_mesh[:, 24:], P[:, 24:], atol=1e-8)
 
 
+def test_auto_backend_matches_reference(body):
+    """The model passes ``backend`` to soft_argmax3d and hybrik_ik: the fused
+    kernels (where built) give the reference's outputs.  The decode step is
+    fed a plausible skeleton: at initialisation the near-uniform heatmaps put
+    all joints within ~1e-7 m of each other, where float32 IK is ill-posed."""
+    model = build_model("heatmap", "resnet18", image_size=64, heatmap_size=(8, 16, 16), body=body,
+                        backend="auto").eval()
+    x = images(64, seed=4)
+    rot, _ = random_pose(B, torch.float32, seed=4)
+    outs = {}
+    with torch.no_grad():
+        for backend in ("auto", "reference"):
+            model.backend = backend
+            pred = model.predict(x)
+            P = forward_kinematics(rot, model.smpl.rest_joints(pred["betas"]))
+            uvd = project(P + root_from_camera(pred["camera"])[:, None])
+            outs[backend] = (pred["uvd"], model.decode(uvd, pred["twist"], pred["betas"], pred["camera"]))
+    assert torch.allclose(outs["auto"][0], outs["reference"][0], atol=1e-5)
+    fast, ref = outs["auto"][1], outs["reference"][1]
+    for name in ("joints", "rotmats", "vertices"):
+        assert torch.allclose(fast[name], ref[name], atol=1e-4), name
+
+
 def test_hmr_uvd_is_the_projection_of_its_joints(body):
     model = build_model("hmr", "resnet18", image_size=64, body=copy.deepcopy(body)).double().eval()
     with torch.no_grad():
