@@ -10,9 +10,10 @@ torch.compile and torch.export see them as single nodes:
 - ``hybrik_fast::soft_argmax3d(heatmaps, backend) -> (coords, lse, conf)``
 - ``hybrik_fast::soft_argmax3d_backward(grad_coords, heatmaps, coords, lse, backend) -> dx``
 
-coords, lse and conf come out in the accumulation dtype (float32, or float64
-for float64 input) so that backward sees unrounded coordinates; the public
-function casts coords and conf to the input's dtype.  Autograd saves only the
+coords and conf come out in the accumulation dtype (float32, or float64 for
+float64 input) so that backward sees unrounded coordinates, and lse in
+float64 (at |x| ~ 1e4 a float32 lse would shift every recomputed p by up to
+5e-4); the public function casts coords and conf to the input's dtype.  Autograd saves only the
 logits, coords and lse, and only when the logits need a gradient.
 """
 from __future__ import annotations
@@ -45,8 +46,9 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
 
 @torch.library.custom_op("hybrik_fast::soft_argmax3d", mutates_args=())
 def _fused(heatmaps: torch.Tensor, backend: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """heatmaps (B, K, D, H, W) -> coords (B, K, 3), lse (B, K), conf (B, K),
-    in the accumulation dtype.  backend: "cpu" (C++) or "triton"."""
+    """heatmaps (B, K, D, H, W) -> coords (B, K, 3), lse (B, K), conf (B, K);
+    coords and conf in the accumulation dtype, lse in float64.
+    backend: "cpu" (C++) or "triton"."""
     if backend == "triton":
         from .kernels import soft_argmax as triton_kernels
         return triton_kernels.soft_argmax3d_fwd(heatmaps)
@@ -57,7 +59,7 @@ def _fused(heatmaps: torch.Tensor, backend: str) -> tuple[torch.Tensor, torch.Te
 def _(heatmaps, backend):
     B, K = heatmaps.shape[:2]
     acc = _acc_dtype(heatmaps.dtype)
-    return (heatmaps.new_empty((B, K, 3), dtype=acc), heatmaps.new_empty((B, K), dtype=acc),
+    return (heatmaps.new_empty((B, K, 3), dtype=acc), heatmaps.new_empty((B, K), dtype=torch.float64),
             heatmaps.new_empty((B, K), dtype=acc))
 
 

@@ -17,8 +17,9 @@ folds the lanes together and writes the chunk's five partials.
 coords, lse and conf.  Backward is one launch on the same (R, S) grid.  Only
 the logits are read from and written to memory at size N per row.
 
-Accumulation is in float32 (float64 for float64 input); coords, lse and conf
-are returned in that dtype and dx in the input's dtype.
+Accumulation is in float32 (float64 for float64 input); coords and conf are
+returned in that dtype, lse in float64 (at |x| ~ 1e4 a float32 lse would
+shift every recomputed p by up to 5e-4) and dx in the input's dtype.
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def _fwd_partial_kernel(
 def _fwd_merge_kernel(
     part_ptr,    # (R, S, 5) in: the chunk partials of _fwd_partial_kernel
     coords_ptr,  # (R, 3) out: (x, y, z)
-    lse_ptr,     # (R,) out: log Σ exp(x)
+    lse_ptr,     # (R,) out: log Σ exp(x), float64
     conf_ptr,    # (R,) out: exp(max − lse)
     S,           # chunks per row
     D, H, W,     # heatmap depth, height, width
@@ -108,9 +109,9 @@ def _fwd_merge_kernel(
     tl.store(coords_ptr + row * 3 + 0, sw / (s * W) - 0.5)
     tl.store(coords_ptr + row * 3 + 1, sh / (s * H) - 0.5)
     tl.store(coords_ptr + row * 3 + 2, sd / (s * D) - 0.5)
-    lse = M + tl.log(s)
+    lse = M.to(tl.float64) + tl.log(s.to(tl.float64))
     tl.store(lse_ptr + row, lse)
-    tl.store(conf_ptr + row, tl.exp(M - lse))
+    tl.store(conf_ptr + row, tl.exp(M.to(tl.float64) - lse).to(ACC))
 
 
 # Backward.  With p = softmax(x) over a row and c_a = Σ_v p_v·i_a(v)/N_a − 0.5
@@ -124,13 +125,15 @@ def _fwd_merge_kernel(
 #   dx_u = p_u · Σ_a g_a (i_a(u)/N_a − 0.5 − c_a),   p_u = exp(x_u − lse).
 #
 # The bracket is affine in (w, h, d): (g_x/W)·w + (g_y/H)·h + (g_z/D)·d − C with
-# C = Σ_a g_a (0.5 + c_a), computed once per program.
+# C = Σ_a g_a (0.5 + c_a), computed once per program.  The float64 lse is split
+# into hi + lo in ACC and x − lse formed as (x − hi) − lo, with x − hi exact
+# for the x that matter (Sterbenz).
 @triton.jit
 def _bwd_kernel(
     grad_ptr,    # (R, 3) in: ∂L/∂coords, accumulation dtype
     x_ptr,       # (R, N) in: logits, contiguous
     coords_ptr,  # (R, 3) in: forward coords, accumulation dtype
-    lse_ptr,     # (R,) in: forward log-sum-exp, accumulation dtype
+    lse_ptr,     # (R,) in: forward log-sum-exp, float64
     dx_ptr,      # (R, N) out: ∂L/∂x in x's dtype
     N, H, W,     # voxels per row, height, width
     D,           # depth
@@ -150,7 +153,9 @@ def _bwd_kernel(
     aw = gx / W
     ah = gy / H
     ad = gz / D
-    lse = tl.load(lse_ptr + row).to(ACC)
+    lse = tl.load(lse_ptr + row)
+    hi = lse.to(ACC)
+    lo = (lse - hi.to(tl.float64)).to(ACC)
     for off in range(0, CHUNK, BLOCK):
         v = start + off + lane
         mask = v < N
@@ -158,7 +163,7 @@ def _bwd_kernel(
         w = (v % W).to(ACC)
         h = ((v // W) % H).to(ACC)
         d = (v // (W * H)).to(ACC)
-        dx = tl.exp(x - lse) * (aw * w + ah * h + ad * d - C)
+        dx = tl.exp((x - hi) - lo) * (aw * w + ah * h + ad * d - C)
         tl.store(dx_ptr + row * N + v, dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
@@ -182,13 +187,14 @@ def _split(R: int, N: int, device: torch.device) -> tuple[int, int, int]:
 
 
 def soft_argmax3d_fwd(x: torch.Tensor):
-    """x: (B, K, D, H, W) -> coords (B, K, 3), lse (B, K), conf (B, K) in the
-    accumulation dtype (float32, float64 for float64 input)."""
+    """x: (B, K, D, H, W) -> coords (B, K, 3), lse (B, K), conf (B, K); coords
+    and conf in the accumulation dtype (float32, float64 for float64 input),
+    lse in float64."""
     B, K, D, H, W = x.shape
     R, N = B * K, D * H * W
     acc, tl_acc = _acc_dtype(x)
     coords = torch.empty((B, K, 3), dtype=acc, device=x.device)
-    lse = torch.empty((B, K), dtype=acc, device=x.device)
+    lse = torch.empty((B, K), dtype=torch.float64, device=x.device)
     conf = torch.empty((B, K), dtype=acc, device=x.device)
     if R == 0:
         return coords, lse, conf
@@ -214,7 +220,7 @@ def soft_argmax3d_bwd(grad_coords: torch.Tensor, x: torch.Tensor, coords: torch.
     x = x.contiguous()
     grad_coords = grad_coords.to(acc).contiguous()
     coords = coords.to(acc).contiguous()
-    lse = lse.to(acc).contiguous()
+    lse = lse.to(torch.float64).contiguous()
     block, chunk, S = _split(R, N, x.device)
     _bwd_kernel[(R, S)](grad_coords, x, coords, lse, dx, N, H, W, D, chunk, ACC=tl_acc, BLOCK=block)
     return dx

@@ -20,11 +20,14 @@
 // is constant in a block.  Float sums inside a block, double across blocks.
 //
 // Backward reads x once and writes dx once, recomputing p = exp(x − lse).
+// lse is kept in double: at |x| ~ 1e4 a float lse would be off by up to half
+// an ulp (5e-4) and so would every p.  Backward splits it per row into
+// float hi + lo and forms (x − hi) − lo, where x − hi is exact for the x
+// that matter (Sterbenz).
 //
 // Accumulation is in float for fp16/bf16/fp32 and in double for fp64; the
-// outputs coords, lse and conf are in that accumulation dtype (the Python op
-// casts coords and conf to the input dtype) so that backward sees unrounded
-// coordinates.
+// outputs coords and conf are in that accumulation dtype (the Python op
+// casts them to the input dtype) so that backward sees unrounded coordinates.
 #include <torch/extension.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -107,13 +110,13 @@ inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const
   out[2] = sh;
 }
 
-// dx = exp(x − lse)·(aw·w + ah·h + base) over one block.
+// dx = exp((x − hi) − lo)·(aw·w + ah·h + base) over one block, lse = hi + lo.
 template <typename acc_t>
 inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const acc_t* wv, const acc_t* hv,
-                                                           int64_t n, acc_t lse, acc_t aw, acc_t ah, acc_t base,
-                                                           acc_t* dx) {
+                                                           int64_t n, acc_t hi, acc_t lo, acc_t aw, acc_t ah,
+                                                           acc_t base, acc_t* dx) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) dx[i] = exp_nonpos(x[i] - lse) * (aw * wv[i] + ah * hv[i] + base);
+  for (int64_t i = 0; i < n; ++i) dx[i] = exp_nonpos((x[i] - hi) - lo) * (aw * wv[i] + ah * hv[i] + base);
 }
 
 // The float versions are compiled for AVX-512, AVX2+FMA and baseline x86-64
@@ -130,17 +133,17 @@ HF_MULTIVERSION void block_sums(const float* x, const float* wv, const float* hv
                                 float* out) {
   block_sums_impl(x, wv, hv, n, m, out);
 }
-HF_MULTIVERSION void block_grad(const float* x, const float* wv, const float* hv, int64_t n, float lse,
-                                float aw, float ah, float base, float* dx) {
-  block_grad_impl(x, wv, hv, n, lse, aw, ah, base, dx);
+HF_MULTIVERSION void block_grad(const float* x, const float* wv, const float* hv, int64_t n, float hi,
+                                float lo, float aw, float ah, float base, float* dx) {
+  block_grad_impl(x, wv, hv, n, hi, lo, aw, ah, base, dx);
 }
 double block_max(const double* x, int64_t n) { return block_max_impl(x, n); }
 void block_sums(const double* x, const double* wv, const double* hv, int64_t n, double m, double* out) {
   block_sums_impl(x, wv, hv, n, m, out);
 }
-void block_grad(const double* x, const double* wv, const double* hv, int64_t n, double lse, double aw,
-                double ah, double base, double* dx) {
-  block_grad_impl(x, wv, hv, n, lse, aw, ah, base, dx);
+void block_grad(const double* x, const double* wv, const double* hv, int64_t n, double hi, double lo,
+                double aw, double ah, double base, double* dx) {
+  block_grad_impl(x, wv, hv, n, hi, lo, aw, ah, base, dx);
 }
 
 // How a row is cut into blocks: `rows` h-rows of W voxels each, never
@@ -175,8 +178,7 @@ inline const acc_t* as_acc(const scalar_t* x, int64_t n, acc_t* buf) {
 
 template <typename scalar_t>
 void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t W,
-                    at::opmath_type<scalar_t>* coords, at::opmath_type<scalar_t>* lse,
-                    at::opmath_type<scalar_t>* conf) {
+                    at::opmath_type<scalar_t>* coords, double* lse, at::opmath_type<scalar_t>* conf) {
   using acc_t = at::opmath_type<scalar_t>;
   const Blocking<acc_t> blk(D, H, W);
   const int64_t N = D * H * W;
@@ -217,7 +219,7 @@ void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t 
       coords[r * 3 + 1] = static_cast<acc_t>(sh / (s * H) - 0.5);
       coords[r * 3 + 2] = static_cast<acc_t>(sd / (s * D) - 0.5);
       const double l = static_cast<double>(m) + std::log(s);
-      lse[r] = static_cast<acc_t>(l);
+      lse[r] = l;
       conf[r] = static_cast<acc_t>(std::exp(static_cast<double>(m) - l));
     }
   });
@@ -240,7 +242,7 @@ void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t 
 // aw·w + ah·h_rel + base with base = ah·h0 + ad·d − C.
 template <typename scalar_t>
 void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
-                     const at::opmath_type<scalar_t>* coords, const at::opmath_type<scalar_t>* lse,
+                     const at::opmath_type<scalar_t>* coords, const double* lse,
                      int64_t R, int64_t D, int64_t H, int64_t W, scalar_t* dx) {
   using acc_t = at::opmath_type<scalar_t>;
   const Blocking<acc_t> blk(D, H, W);
@@ -253,7 +255,8 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
       const acc_t aw = gx / W, ah = gy / H, ad = gz / D;
       const acc_t C = gx * (acc_t(0.5) + coords[r * 3 + 0]) + gy * (acc_t(0.5) + coords[r * 3 + 1]) +
                       gz * (acc_t(0.5) + coords[r * 3 + 2]);
-      const acc_t l = lse[r];
+      const acc_t hi = static_cast<acc_t>(lse[r]);
+      const acc_t lo = static_cast<acc_t>(lse[r] - static_cast<double>(hi));
       for (int64_t d = 0; d < D; ++d) {
         for (int64_t h0 = 0; h0 < H; h0 += blk.rows) {
           const int64_t n = std::min(blk.rows, H - h0) * W;
@@ -261,9 +264,9 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
           const acc_t* xb = as_acc(x + off, n, buf.data());
           const acc_t base = ah * h0 + ad * d - C;
           if constexpr (same) {
-            block_grad(xb, blk.wv.data(), blk.hv.data(), n, l, aw, ah, base, dx + off);
+            block_grad(xb, blk.wv.data(), blk.hv.data(), n, hi, lo, aw, ah, base, dx + off);
           } else {
-            block_grad(xb, blk.wv.data(), blk.hv.data(), n, l, aw, ah, base, out.data());
+            block_grad(xb, blk.wv.data(), blk.hv.data(), n, hi, lo, aw, ah, base, out.data());
             for (int64_t i = 0; i < n; ++i) dx[off + i] = static_cast<scalar_t>(out[i]);
           }
         }
@@ -284,8 +287,9 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
   TORCH_CHECK((t).sizes() == at::IntArrayRef({__VA_ARGS__}), #t " must have shape (" #__VA_ARGS__ \
               "), got ", (t).sizes())
 
-// soft_argmax3d_fwd: x (B, K, D, H, W) -> coords (B, K, 3), lse (B, K), conf (B, K),
-// all in the accumulation dtype (float, or double for double input).
+// soft_argmax3d_fwd: x (B, K, D, H, W) -> coords (B, K, 3), lse (B, K), conf (B, K);
+// coords and conf in the accumulation dtype (float, or double for double
+// input), lse in double.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> soft_argmax3d_fwd_cpu(const at::Tensor& x_in) {
   CHECK_HEATMAPS(x_in);
   const at::Tensor x = x_in.contiguous();
@@ -293,12 +297,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> soft_argmax3d_fwd_cpu(const at::T
   const auto acc = at::toOpMathType(x.scalar_type());
   const auto opts = x.options().dtype(acc);
   at::Tensor coords = at::empty({B, K, 3}, opts);
-  at::Tensor lse = at::empty({B, K}, opts);
+  at::Tensor lse = at::empty({B, K}, opts.dtype(at::kDouble));
   at::Tensor conf = at::empty({B, K}, opts);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_argmax3d_fwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     forward_kernel<scalar_t>(x.const_data_ptr<scalar_t>(), B * K, D, H, W, coords.mutable_data_ptr<acc_t>(),
-                             lse.mutable_data_ptr<acc_t>(), conf.mutable_data_ptr<acc_t>());
+                             lse.mutable_data_ptr<double>(), conf.mutable_data_ptr<acc_t>());
   });
   return {coords, lse, conf};
 }
@@ -316,12 +320,12 @@ at::Tensor soft_argmax3d_bwd_cpu(const at::Tensor& grad_coords, const at::Tensor
   const auto acc = at::toOpMathType(x.scalar_type());
   const at::Tensor g = grad_coords.to(acc).contiguous();
   const at::Tensor c = coords.to(acc).contiguous();
-  const at::Tensor l = lse.to(acc).contiguous();
+  const at::Tensor l = lse.to(at::kDouble).contiguous();
   at::Tensor dx = at::empty(x.sizes(), x.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_argmax3d_bwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     backward_kernel<scalar_t>(g.const_data_ptr<acc_t>(), x.const_data_ptr<scalar_t>(), c.const_data_ptr<acc_t>(),
-                              l.const_data_ptr<acc_t>(), B * K, D, H, W, dx.mutable_data_ptr<scalar_t>());
+                              l.const_data_ptr<double>(), B * K, D, H, W, dx.mutable_data_ptr<scalar_t>());
   });
   return dx;
 }

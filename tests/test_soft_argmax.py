@@ -1,0 +1,217 @@
+"""hybrik_fast.soft_argmax3d: the fused C++ backend against the reference.
+
+The Triton backend has its own file (test_soft_argmax_triton.py), run under
+the Triton interpreter where there is no GPU.
+"""
+import pytest
+import torch
+
+from hybrik_fast import soft_argmax3d
+from hybrik_fast import _ext
+from hybrik_fast.reference import soft_argmax3d as reference
+from heatmap_support import (EDGE_CASES, check_against_reference, fwd_bwd, make_grad, make_heatmaps,
+                             reference_with_confidence as ref)
+
+pytestmark = pytest.mark.skipif(_ext.C is None, reason="the C++ extension is not built")
+
+# (B, K, D, H, W): odd sizes, D != H != W, B in {0, 1, 3}, a single voxel, and
+# shapes that take every blocking branch of the CPU kernel (a plane cut into
+# several blocks with a short last one: H·W > 4096; one h-row over a block: W > 4096)
+SHAPES = [
+    (1, 1, 1, 1, 1),
+    (1, 3, 5, 6, 7),
+    (3, 2, 7, 5, 3),
+    (0, 4, 3, 5, 2),
+    (3, 29, 8, 9, 10),
+    (1, 2, 2, 130, 40),
+    (1, 1, 2, 3, 5000),
+    (1, 2, 64, 64, 64),
+]
+
+# fp32/fp64: (atol, rtol) against the reference run in float64 on the same input.
+# fp16/bf16: the error against the fp64 reference must be at most 2x that of
+# the reference computed in that dtype.
+DTYPES = [
+    (torch.float32, 1e-6, 1e-5),
+    (torch.float64, 1e-12, 1e-10),
+    (torch.float16, None, None),
+    (torch.bfloat16, None, None),
+]
+
+
+def fused(x):
+    return soft_argmax3d(x, return_confidence=True, backend="cpu")
+
+
+def assert_within_2x_reference(out, out_ref_low, out_ref64, dtype, what):
+    """Low-precision rule: |out − ref64| <= 2·|ref_low − ref64| (max norms),
+    or at most the rounding of the output to ``dtype`` where the reference
+    is exact."""
+    err = (out.double() - out_ref64).abs().max().item()
+    ref_err = (out_ref_low.double() - out_ref64).abs().max().item()
+    rounding = torch.finfo(dtype).eps / 2 * out_ref64.abs().max().item()
+    assert err <= max(2 * ref_err, rounding), f"{what}: error {err:.3g}, reference's own {ref_err:.3g}"
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype, atol, rtol", DTYPES, ids=lambda v: str(v).replace("torch.", ""))
+def test_matches_reference(shape, dtype, atol, rtol):
+    B, K = shape[:2]
+    x = make_heatmaps(*shape, dtype=dtype)
+    g = make_grad(B, K)
+    if atol is not None:
+        check_against_reference(x, g, "cpu", rtol=rtol, atol=atol)
+        return
+    c, conf, dx = fwd_bwd(fused, x, g)
+    c64, conf64, dx64 = fwd_bwd(ref, x.double(), g)  # the same rounded inputs, exactly
+    c_r, conf_r, dx_r = fwd_bwd(ref, x, g)
+    assert c.dtype == conf.dtype == dx.dtype == dtype
+    if B == 0:
+        return
+    assert_within_2x_reference(c, c_r, c64, dtype, "coords")
+    assert_within_2x_reference(conf, conf_r, conf64, dtype, "conf")
+    assert_within_2x_reference(dx, dx_r, dx64, dtype, "grad")
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 3, 4, 5), (1, 2, 1, 7, 2)])
+def test_gradcheck_float64(shape):
+    x = make_heatmaps(*shape, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: soft_argmax3d(t, backend="cpu"), (x,))
+
+
+def test_non_contiguous():
+    base = make_heatmaps(3, 4, 6, 10, 5, seed=3)
+    for x in (base.transpose(2, 4), base[:, ::2, :, 1::3], base.permute(1, 0, 2, 3, 4)):
+        assert not x.is_contiguous()
+        check_against_reference(x, make_grad(*x.shape[:2]), "cpu")
+
+
+def test_confidence_is_not_differentiable():
+    x = make_heatmaps(2, 3, 4, 5, 6).requires_grad_()
+    coords, conf = soft_argmax3d(x, return_confidence=True, backend="cpu")
+    assert coords.requires_grad and not conf.requires_grad
+    assert soft_argmax3d(x.detach(), backend="cpu").grad_fn is None
+
+
+# ---------------------------------------------------------------- edge cases
+
+@pytest.mark.parametrize("case", EDGE_CASES)
+def test_edge_case_matches_reference(case):
+    check_against_reference(EDGE_CASES[case](), make_grad(2, 3), "cpu")
+
+
+def test_uniform_logits_exact():
+    x = EDGE_CASES["uniform"]()
+    D, H, W = x.shape[2:]
+    coords, conf = soft_argmax3d(x, return_confidence=True, backend="cpu")
+    torch.testing.assert_close(coords, torch.tensor([-0.5 / W, -0.5 / H, -0.5 / D]).expand(2, 3, 3),
+                               atol=1e-7, rtol=0)
+    torch.testing.assert_close(conf, torch.full((2, 3), 1 / (D * H * W)))
+
+
+def test_one_hot_logits_exact():
+    x = EDGE_CASES["onehot"]()
+    D, H, W = x.shape[2:]
+    coords, conf = soft_argmax3d(x, return_confidence=True, backend="cpu")
+    d, h, w = (x == 30).nonzero()[:, 2:].T  # in (B, K) row order
+    want = torch.stack([w / W, h / H, d / D], -1).reshape(2, 3, 3).float() - 0.5
+    torch.testing.assert_close(coords, want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(conf, torch.ones(2, 3), atol=1e-6, rtol=0)
+
+
+def test_minus_inf_entries_get_zero_gradient():
+    x = EDGE_CASES["minus_inf_entries"]()
+    _, _, dx = fwd_bwd(fused, x, make_grad(2, 3))
+    assert (dx[x == float("-inf")] == 0).all() and torch.isfinite(dx).all()
+
+
+@pytest.mark.parametrize("case", ["nan_first", "nan_middle", "nan_last", "row_all_minus_inf"])
+def test_bad_row_is_nan_and_the_others_are_not(case):
+    x = EDGE_CASES[case]()
+    c, conf, dx = fwd_bwd(fused, x, make_grad(2, 3))
+    bad = torch.zeros(2, 3, dtype=torch.bool)
+    bad[(1, 1) if case.startswith("nan") else (1, 2)] = True
+    assert c[bad].isnan().all() and conf[bad].isnan().all() and dx[bad].isnan().all()
+    assert torch.isfinite(c[~bad]).all() and torch.isfinite(conf[~bad]).all() and torch.isfinite(dx[~bad]).all()
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("x", [
+    torch.zeros(2, 3, 4, 5),                       # not 5-D
+    torch.zeros(1, 2, 3, 4, 5, 6),                 # not 5-D
+    torch.zeros(1, 2, 3, 4, 5, dtype=torch.int64),  # not floating
+    torch.zeros(1, 2, 3, 4, 5, dtype=torch.bool),  # not floating
+    torch.zeros(1, 2, 0, 4, 5),                    # D = 0
+    torch.zeros(1, 2, 3, 4, 0),                    # W = 0
+], ids=["4d", "6d", "int64", "bool", "D0", "W0"])
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_bad_input(x, backend):
+    with pytest.raises(ValueError, match=r"\(B, K, D, H, W\)"):
+        soft_argmax3d(x, backend=backend)
+
+
+def test_not_a_tensor():
+    with pytest.raises(TypeError, match=r"\(B, K, D, H, W\)"):
+        soft_argmax3d([[1.0]])
+
+
+# ---------------------------------------------------------------- dispatch
+
+def test_auto_picks_cpu_and_env_overrides(monkeypatch):
+    x = make_heatmaps(1, 2, 3, 4, 5).requires_grad_()
+
+    def ran(**kw):  # which implementation produced the output
+        name = type(soft_argmax3d(x, **kw).grad_fn).__name__
+        return "fused" if "hybrik_fast_soft_argmax3d" in name else "reference"
+
+    monkeypatch.delenv("HYBRIK_FAST_BACKEND", raising=False)
+    assert ran() == "fused" and ran(backend="cpu") == "fused" and ran(backend="reference") == "reference"
+    monkeypatch.setenv("HYBRIK_FAST_BACKEND", "reference")
+    assert ran() == "reference" and ran(backend="cpu") == "fused"
+
+
+def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(RuntimeError, match="triton"):
+        soft_argmax3d(make_heatmaps(1, 2, 3, 4, 5), backend="triton")
+
+
+# ---------------------------------------------------------------- torch.library
+
+def test_opcheck():
+    x = make_heatmaps(2, 3, 4, 5, 6).requires_grad_()
+    torch.library.opcheck(torch.ops.hybrik_fast.soft_argmax3d.default, (x, "cpu"))
+    coords, lse, _ = torch.ops.hybrik_fast.soft_argmax3d(x.detach(), "cpu")
+    torch.library.opcheck(torch.ops.hybrik_fast.soft_argmax3d_backward.default,
+                          (make_grad(2, 3, dtype=torch.float32), x.detach(), coords, lse, "cpu"))
+
+
+def test_compile_fullgraph_forward_backward_matches_eager():
+    g = make_grad(2, 3, dtype=torch.float32)
+
+    def loss(x):
+        coords, conf = soft_argmax3d(x, return_confidence=True, backend="cpu")
+        return (coords * g).sum() + conf.sum()
+
+    compiled = torch.compile(loss, fullgraph=True)
+    x = make_heatmaps(2, 3, 4, 5, 6)
+    x_e, x_c = x.clone().requires_grad_(), x.clone().requires_grad_()
+    l_e, l_c = loss(x_e), compiled(x_c)
+    l_e.backward()
+    l_c.backward()
+    torch.testing.assert_close(l_c, l_e)
+    torch.testing.assert_close(x_c.grad, x_e.grad)
+
+
+def test_export():
+    class Head(torch.nn.Module):
+        def forward(self, heatmaps):
+            return soft_argmax3d(heatmaps, return_confidence=True, backend="cpu")
+
+    x = make_heatmaps(2, 3, 4, 5, 6)
+    ep = torch.export.export(Head(), (x,))
+    assert "hybrik_fast.soft_argmax3d" in str(ep.graph)
+    y = make_heatmaps(2, 3, 4, 5, 6, seed=9)
+    for a, b in zip(ep.module()(y), reference(y, return_confidence=True)):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
