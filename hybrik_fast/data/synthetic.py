@@ -81,7 +81,7 @@ FORMAT_VERSION = 1
 # ---- scene ranges
 BETA_CLIP = 2.5
 POSE_SCALE = 1.0           # scale of poses.JOINT_LIMITS for joints 1..23
-MAX_POSE_TRIES = 20        # then the limbs are straightened (scale 0), which always fits
+MAX_POSE_TRIES = 20        # then the rest pose, facing the camera, which always fits
 DEPTH_MARGIN = 0.48        # |d| of every joint stays below this
 VIEW_PITCH = 0.35          # camera pitch about x, ± radians
 VIEW_ROLL = 0.2            # camera roll about the optical axis, ± radians
@@ -331,8 +331,9 @@ class SyntheticHumans(torch.utils.data.Dataset):
         view = _rot_z(rng.uniform(-VIEW_ROLL, VIEW_ROLL)) @ _rot_x(rng.uniform(-VIEW_PITCH, VIEW_PITCH))
         betas_t = torch.from_numpy(betas)[None]                                  # (1, 10)
         for attempt in range(MAX_POSE_TRIES + 1):
-            scale = POSE_SCALE if attempt < MAX_POSE_TRIES else 0.0
-            aa = sample_axis_angles(1, gen, torch.float64, scale)                # (1, 24, 3)
+            aa = sample_axis_angles(1, gen, torch.float64, POSE_SCALE)           # (1, 24, 3)
+            if attempt == MAX_POSE_TRIES:      # the rest pose facing the camera always fits
+                aa.zero_()
             rotmats = axis_angle_to_matrix(aa)                                   # (1, 24, 3, 3)
             rotmats[0, 0] = torch.from_numpy(view @ _FLIP) @ rotmats[0, 0]
             with torch.no_grad():
