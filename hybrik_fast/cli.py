@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("train", "eval"):      # their own parsers (hybrik_fast.train.run)
+        from .train.run import eval_main, train_main
+        return (train_main if argv[0] == "train" else eval_main)(argv[1:])
     parser = argparse.ArgumentParser(prog="hybrik-fast")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="versions, compiled and available backends, device")
@@ -16,6 +21,14 @@ def main(argv=None) -> int:
                                    "and peak memory; see hybrik_fast.benchmark.")
     from .benchmark import add_arguments
     add_arguments(p)
+    p.add_argument("--train", action="store_true",
+                   help="instead: training step time and peak memory, fused vs reference, at the "
+                        "cpu-quick size (hybrik_fast.train.bench)")
+    p.add_argument("--train-steps", type=int, default=None,
+                   help="with --train: timed steps per backend (default 10, 3 with --quick)")
+    for name, text in (("train", "train a model (hybrik-fast train --help)"),
+                       ("eval", "evaluate a checkpoint (hybrik-fast eval --help)")):
+        sub.add_parser(name, help=text, add_help=False)
     p = sub.add_parser("paper", help="the paper's IK checks (round trip, Tables 1 and 3) as tables")
     p.add_argument("--backend", default="auto", help="IK backend (default: auto)")
     p.add_argument("--model", default=None, help="SMPL-format body model (.pkl/.npz); default: synthetic")
@@ -27,6 +40,9 @@ def main(argv=None) -> int:
         from .body import BodyModel
         BodyModel.synthetic(seed=args.seed).save(args.out)
         print(f"wrote {args.out}")
+    elif args.cmd == "bench" and args.train:
+        from .train.bench import main as train_bench_main
+        return train_bench_main(args)
     elif args.cmd == "bench":
         from .benchmark import main as bench_main
         return bench_main(args)

@@ -1,0 +1,125 @@
+"""Checkpoints that survive crashes.
+
+A checkpoint is a dict of tensors and plain containers, written with
+``torch.save`` and readable with ``torch.load(path, weights_only=True)``::
+
+    format      "hybrik_fast.train/1"
+    model       state_dict (the unwrapped module, no "module." prefix)
+    optimizer   state_dict
+    scheduler   state_dict
+    scaler      state_dict ({} when no gradient scaler is used)
+    rng         {"torch": ByteTensor, "cuda": [ByteTensor] | [], "numpy": {...}, "python": {...}}
+    step        optimiser steps taken (skipped bad steps included)
+    epoch       current epoch
+    epoch_step  batches of that epoch already consumed
+    config      the run's configuration, a plain dict
+    metrics     held-out metrics at this step (may be {})
+    extra       anything else (baseline metrics, bad-step count, ...)
+
+Writes are atomic: the bytes go to a temporary file in the same directory,
+are flushed and fsync'ed, and the file is renamed over the target with
+``os.replace``.  A crash mid-write leaves the previous file untouched.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+
+import numpy as np
+import torch
+
+FORMAT = "hybrik_fast.train/1"
+REQUIRED = ("model", "step", "epoch", "config")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read (missing, truncated, corrupt, or not ours)."""
+
+
+# ----------------------------------------------------------------------------- RNG states
+
+def rng_state() -> dict:
+    """Every RNG the run draws from, as tensors and plain values (weights_only-safe)."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss_next": py_gauss},
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss_next"]))
+
+
+# ----------------------------------------------------------------------------- save / load
+
+def atomic_save(obj, path: str) -> None:
+    """``torch.save(obj, path)`` so that ``path`` is either the old file or the complete new one."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:                                      # make the rename itself durable
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def load(path: str, map_location="cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``; a clear CheckpointError if it is unusable."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, bad pickle, unsafe globals, ...
+        raise CheckpointError(
+            f"checkpoint {path!r} is truncated or corrupt and cannot be loaded "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"use another checkpoint of the run (best.pt) or start afresh") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path!r} is not a hybrik_fast training checkpoint "
+                              f"(expected a dict with format={FORMAT!r})")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {path!r} lacks the entries {missing}")
+    return ckpt
+
+
+def model_state(ckpt: dict) -> dict:
+    """The model's state_dict from one of our checkpoints, a ``{'model': ...}`` dict, or a bare state_dict."""
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_model_weights(path: str, map_location="cpu") -> tuple[dict, dict]:
+    """(state_dict, config dict) of any checkpoint written by the trainer."""
+    ckpt = load(path, map_location)
+    return model_state(ckpt), ckpt["config"]

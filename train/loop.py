@@ -1,0 +1,436 @@
+"""The training loop: one flat function, read top to bottom.
+
+    setup: distributed, seeds, output dir, data, model, optimiser, schedule
+    resume: restore everything from OUT/last.pt
+    baselines: the untrained model and the mean-pose baseline on the held-out split
+    loop: forward, loss, backward, clip, NaN/inf check, step, log, checkpoint
+    end: held-out evaluation, best.pt, metrics.json, PNGs
+
+Determinism.  The data order of epoch e is DistributedSampler(seed, epoch e)
+(one replica when not distributed); a resumed run skips the batches of the
+current epoch that the checkpoint says were consumed, and restores every RNG
+(dropout included), so on CPU with a fixed thread count a killed and resumed
+run logs the same per-step losses as an uninterrupted one.
+
+Time budget.  With ``time_budget`` > 0 the run measures its first
+CALIBRATION_STEPS steps and shortens itself (fewer steps, the LR schedule
+rescaled to the new length) so that data generation, training, the final
+evaluation and the artefacts fit in the budget.  The cut is stored in the
+checkpoint, so a resumed run keeps it.
+
+Costly points are marked ``# host sync``.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import signal
+import time
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from . import checkpoint, config, plot, schedule
+from .config import Config
+from .data import build_dataset, collate, materialise, skipped_images
+from .evaluate import MeanPoseModel, evaluate, format_table
+
+CSV_NAME = "log.csv"
+CALIBRATION_STEPS = 3
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (too many bad steps, a bad configuration of the data, ...)."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def ops_backend(backend: str, device: torch.device) -> str:
+    """``--backend fused|reference`` -> the ``backend=`` of the ops ("auto" | "reference").
+
+    "fused" requires the compiled kernels for ``device``; it raises rather
+    than fall back silently to the reference.
+    """
+    from hybrik_fast import _backend
+    if backend == "reference":
+        return "reference"
+    if backend != "fused":
+        raise ValueError(f"backend must be 'fused' or 'reference', got {backend!r}")
+    for op in ("soft_argmax3d", "hybrik_ik"):
+        fused = _backend.OPS[op].get(device.type, "reference")
+        why = "no fused kernel for this device" if fused == "reference" else \
+            _backend.unavailable_reason(fused, device)
+        if why is not None:
+            raise RuntimeError(f"--backend fused: {op} has no fused implementation on {device} ({why}); "
+                               f"build the extension (pip install --no-build-isolation -e .) "
+                               f"or use --backend reference")
+    return "auto"
+
+
+def build_body(cfg: Config):
+    """The body model: ``cfg.body`` (an SMPL-format file) or the synthetic body."""
+    from hybrik_fast.body import BodyModel
+    return BodyModel.load(cfg.body) if cfg.body else BodyModel.synthetic()
+
+
+def build_model(cfg: Config, device: torch.device, body=None) -> torch.nn.Module:
+    from hybrik_fast.models import build_model as build
+    return build(head=cfg.head, backbone=cfg.backbone, image_size=cfg.image_size,
+                 heatmap_size=tuple(cfg.heatmap_size), body=body if body is not None else build_body(cfg),
+                 backend=ops_backend(cfg.backend, device), **cfg.model_kwargs).to(device)
+
+
+def build_loss(cfg: Config) -> torch.nn.Module:
+    from hybrik_fast.losses import HybrIKLoss
+    return HybrIKLoss(**cfg.loss)
+
+
+def setup_distributed(cfg: Config) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises the process group under torchrun."""
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        device_type = "cuda"
+    else:
+        device_type = "cpu"
+    if "RANK" not in os.environ:
+        return 0, 1, torch.device(device_type)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    device = torch.device("cuda", local_rank) if device_type == "cuda" else torch.device("cpu")
+    return rank, world, device
+
+
+def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    if cfg.amp == "fp16":
+        if device.type != "cuda":
+            raise config.ConfigError("amp=fp16 needs CUDA; use amp=bf16 or amp=off on CPU")
+        return torch.float16
+    if cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def batchnorm_state(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The running statistics that a forward pass in train mode changes."""
+    return [b for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            for b in (m.running_mean, m.running_var) if b is not None]
+
+
+def params_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values()
+               if torch.is_tensor(t) and t.is_floating_point())
+
+
+def param_checksum(model: torch.nn.Module) -> str:
+    """sha256 of every parameter's bytes: equal iff the parameters are bit-identical."""
+    import hashlib
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def read_csv(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ----------------------------------------------------------------------------- the run
+
+def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
+          model: torch.nn.Module | None = None, loss_fn=None,
+          train_set=None, val_set=None) -> dict:
+    """Run a training job; returns the summary (also OUT/metrics.json on rank 0).
+
+    ``resume``: continue from ``cfg.out``/last.pt, whose configuration wins
+    except for the keys in ``overrides``.  ``model``, ``loss_fn``,
+    ``train_set`` and ``val_set`` replace the ones built from ``cfg`` (tests).
+    """
+    t_start = time.time()
+    ckpt = None
+    last_path = os.path.join(cfg.out, "last.pt")
+    if resume:
+        if not os.path.exists(last_path):
+            raise TrainingError(f"--resume: no checkpoint at {last_path!r}")
+        ckpt = checkpoint.load(last_path)
+        cfg = config.from_dict({**ckpt["config"], **(overrides or {}), "out": cfg.out})
+
+    rank, world, device = setup_distributed(cfg)
+    master = rank == 0
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)                  # identical model init on every rank
+    import numpy as np
+    import random
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+    if master:
+        os.makedirs(cfg.out, exist_ok=True)
+        config.save(cfg, os.path.join(cfg.out, "config.yaml"))
+
+    # ---- data
+    body = build_body(cfg) if model is None else model.smpl
+    if train_set is None:
+        train_set = build_dataset(cfg.data, cfg, split="train", body=body)
+    if val_set is None and master:
+        val_set = build_dataset(cfg.val_data or cfg.data, cfg, split="val", body=body)
+    if cfg.in_memory:
+        train_set = materialise(train_set, "training set", progress=cfg.progress and master,
+                                workers=cfg.num_workers)
+        if master:
+            val_set = materialise(val_set, "held-out set", progress=cfg.progress, workers=cfg.num_workers)
+    B = cfg.batch_size
+    steps_per_epoch = len(train_set) // (B * world)
+    if steps_per_epoch == 0:
+        raise TrainingError(f"batch size {B} × {world} process(es) is larger than the training set "
+                            f"({len(train_set)} samples): lower batch_size or use more data")
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+
+    # ---- model, loss, optimiser, schedule
+    raw_model = model.to(device) if model is not None else build_model(cfg, device, body)
+    loss_fn = (loss_fn if loss_fn is not None else build_loss(cfg)).to(device)
+    train_model = DDP(raw_model, device_ids=[device.index] if device.type == "cuda" else None,
+                      find_unused_parameters=True) if world > 1 else raw_model
+    params = [p for p in raw_model.parameters() if p.requires_grad]
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = schedule.build(optimizer, cfg, total_steps)
+    amp_dtype = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # bf16 needs none
+
+    step, epoch, epoch_step, bad_total, seconds_before = 0, 0, 0, 0, 0.0
+    extra: dict = {}
+    best_mpjpe = math.inf
+    if ckpt is not None:
+        raw_model.load_state_dict(checkpoint.model_state(ckpt))
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        step, epoch, epoch_step = ckpt["step"], ckpt["epoch"], ckpt["epoch_step"]
+        extra = dict(ckpt.get("extra", {}))
+        total_steps = extra.get("total_steps", total_steps)
+        scheduler.lr_lambdas[0] = schedule.lr_factor(cfg, total_steps)
+        bad_total = extra.get("bad_steps", 0)
+        seconds_before = extra.get("seconds", 0.0)
+        best_mpjpe = extra.get("best_mpjpe", math.inf)
+        checkpoint.set_rng_state(ckpt["rng"])
+        del ckpt
+
+    def save(path: str, metrics: dict | None = None) -> None:
+        if not params_finite(raw_model):        # never write a NaN state
+            raise TrainingError(f"refusing to write {path!r}: the model holds non-finite values")
+        checkpoint.atomic_save({
+            "format": checkpoint.FORMAT, "model": raw_model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "rng": checkpoint.rng_state(),
+            "step": step, "epoch": epoch, "epoch_step": epoch_step,
+            "config": config.to_dict(cfg), "metrics": metrics or {},
+            "extra": {**extra, "bad_steps": bad_total, "best_mpjpe": best_mpjpe,
+                      "seconds": seconds_before + time.time() - t_start},
+        }, path)
+
+    def held_out(m: torch.nn.Module) -> dict:
+        return evaluate(m, val_set, batch_size=B, device=device,
+                        max_batches=cfg.eval_batches, amp_dtype=amp_dtype)
+
+    # ---- baselines (rank 0, once per run)
+    t_eval = 0.0
+    if master and cfg.baselines and "untrained" not in extra:
+        t0 = time.time()
+        extra["untrained"] = held_out(raw_model)
+        t_eval = time.time() - t0
+        extra["mean_pose"] = held_out(MeanPoseModel.fit(train_set, raw_model.smpl).to(device))
+
+    # ---- logging
+    csv_path = os.path.join(cfg.out, CSV_NAME)
+    rows = [r for r in read_csv(csv_path) if int(r["step"]) <= step] if master else []
+    writer = fieldnames = csv_file = None
+    tb = None
+    if master:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            tb = SummaryWriter(os.path.join(cfg.out, "tb"), purge_step=step or None)
+        except ImportError:                       # tensorboard not installed: CSV and PNG only
+            tb = None
+    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
+               disable=not (master and cfg.progress))
+
+    # ---- the loop
+    bad_run = 0
+    t_last = t_loop = time.time()
+    calibrate = cfg.time_budget > 0 and "total_steps" not in extra
+    while step < total_steps:
+        if hasattr(train_set, "set_epoch"):                             # MixedDataset's draw
+            train_set.set_epoch(epoch)
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                     seed=cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        order = list(sampler)[epoch_step * B:steps_per_epoch * B]   # skip what was consumed
+        loader = DataLoader(train_set, batch_size=B, sampler=order, drop_last=True,
+                            collate_fn=collate, num_workers=0 if cfg.in_memory else cfg.num_workers,
+                            pin_memory=device.type == "cuda",
+                            generator=torch.Generator().manual_seed(cfg.seed * 1000003 + epoch))
+        train_model.train()
+        for batch in loader:
+            batch = to_device(batch, device)
+            images = batch["image"]                                     # (B, 3, S, S)
+            bn_before = [b.clone() for b in batchnorm_state(raw_model)]
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                out = train_model(images)
+                loss, terms = loss_fn(out, batch)
+            if step + 1 in cfg.inject_nan_steps:                        # debugging: a NaN loss
+                loss = loss * float("nan")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            # host sync: one per step.  The loss and the all-reduced gradient
+            # norm are checked together, so every rank takes the same decision.
+            loss_value, gnorm_value = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
+            finite = math.isfinite(loss_value) and math.isfinite(gnorm_value)
+            if finite:
+                scaler.step(optimizer)
+                bad_run = 0
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():                                   # undo the BN update
+                    for b, saved in zip(batchnorm_state(raw_model), bn_before):
+                        b.copy_(saved)
+                bad_run += 1
+                bad_total += 1
+                if master:
+                    tqdm.write(f"step {step}: non-finite loss/gradient ({loss_value}, {gnorm_value}); "
+                               f"step skipped ({bad_run} in a row, {bad_total} in all)")
+                if bad_run >= cfg.max_bad_steps:
+                    bar.close()
+                    raise TrainingError(
+                        f"stopping at step {step}: {bad_run} consecutive steps had a non-finite loss "
+                        f"or gradient (max_bad_steps={cfg.max_bad_steps}). Nothing was saved from them; "
+                        f"the last good checkpoint is {last_path!r}")
+            scaler.update()
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            step += 1
+            epoch_step += 1
+
+            # ---- logging (rank 0)
+            now = time.time()
+            ips = B * world / max(now - t_last, 1e-9)
+            t_last = now
+            if master:
+                term_values = dict(zip(terms, torch.stack([t.detach().float() for t in terms.values()])
+                                       .tolist())) if terms else {}        # host sync
+                row = {"step": step, "epoch": epoch, "loss": loss_value, "lr": lr,
+                       "grad_norm": gnorm_value, "images_per_s": ips, "skipped": int(not finite),
+                       **{f"loss_{k}": v for k, v in term_values.items()}}
+                if writer is None:
+                    fieldnames = list(rows[0]) if rows else list(row)
+                    csv_file = open(csv_path, "w", newline="")
+                    writer = csv.DictWriter(csv_file, fieldnames=fieldnames, extrasaction="ignore")
+                    writer.writeheader()
+                    writer.writerows(rows)
+                writer.writerow(row)
+                csv_file.flush()
+                rows.append(row)
+                if step % cfg.log_every == 0 or step == total_steps:
+                    bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{ips:.1f}", lr=f"{lr:.2e}")
+                    if tb is not None:
+                        for k, v in row.items():
+                            tb.add_scalar(f"train/{k}", float(v), step)
+                bar.update(1)
+
+            # ---- time budget: fit the run length to it once, after the first steps
+            if calibrate and step == CALIBRATION_STEPS:
+                per_step = (time.time() - t_loop) / CALIBRATION_STEPS
+                reserve = 1.5 * t_eval + 5.0                           # final eval, PNGs, saves
+                left = cfg.time_budget - (time.time() - t_start) - reserve
+                fit = step + max(int(left / per_step), 0)
+                if world > 1:                                           # every rank takes rank 0's
+                    t = torch.tensor([fit], device=device)
+                    dist.broadcast(t, 0)
+                    fit = int(t)
+                if fit < total_steps:
+                    total_steps = fit
+                    scheduler.lr_lambdas[0] = schedule.lr_factor(cfg, total_steps)
+                    bar.total = total_steps
+                    bar.refresh()
+                extra["total_steps"] = total_steps
+                if master:
+                    tqdm.write(f"time budget {cfg.time_budget:.0f} s: {per_step:.2f} s/step, "
+                               f"running {total_steps} steps")
+
+            # ---- checkpoints and held-out evaluation (rank 0 writes, the others wait)
+            end_of_epoch = epoch_step == steps_per_epoch
+            if end_of_epoch:
+                epoch, epoch_step = epoch + 1, 0
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
+                if master:
+                    metrics = held_out(raw_model)
+                    if metrics["mpjpe"] < best_mpjpe:
+                        best_mpjpe = metrics["mpjpe"]
+                        save(os.path.join(cfg.out, "best.pt"), metrics)
+                    tqdm.write(f"step {step}: held-out MPJPE {metrics['mpjpe']:.1f} mm "
+                               f"(best {best_mpjpe:.1f})")
+                    train_model.train()
+            if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or end_of_epoch:
+                if master:
+                    save(last_path)
+            if world > 1:
+                dist.barrier()
+            if cfg.kill_after_step and step == cfg.kill_after_step:     # debugging: simulate a crash
+                os.kill(os.getpid(), signal.SIGKILL)
+            if step >= total_steps or end_of_epoch:
+                break
+    bar.close()
+
+    # ---- end: held-out evaluation, checkpoints, artefacts (rank 0)
+    summary: dict = {}
+    if master:
+        trained = held_out(raw_model)
+        if trained["mpjpe"] < best_mpjpe:
+            best_mpjpe = trained["mpjpe"]
+            save(os.path.join(cfg.out, "best.pt"), trained)
+        save(last_path, trained)
+        if csv_file is not None:
+            csv_file.close()
+        if tb is not None:
+            tb.close()
+        for name in ("untrained", "mean_pose"):
+            if name in extra:
+                summary[name] = extra[name]
+        summary["trained"] = trained
+        summary["bad_steps"] = bad_total
+        summary["skipped_images"] = skipped_images(train_set) + skipped_images(val_set)
+        summary["steps"] = step
+        summary["seconds"] = seconds_before + time.time() - t_start
+        with open(os.path.join(cfg.out, "metrics.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        plot.training_curve(rows, os.path.join(cfg.out, "training_curve.png"))
+        if cfg.predictions_png:
+            plot.predictions(raw_model, val_set, os.path.join(cfg.out, "predictions.png"),
+                             n=cfg.predictions_png, device=device)
+        print(format_table({k: summary[k] for k in ("untrained", "mean_pose", "trained") if k in summary}))
+        print(f"{step} steps, {bad_total} skipped (non-finite), {summary['skipped_images']} unreadable "
+              f"images skipped, {summary['seconds']:.1f} s; wrote {cfg.out}")
+    if world > 1:
+        summary["checksum"] = param_checksum(raw_model)
+        print(f"rank {rank}: parameter sha256 {summary['checksum']}", flush=True)
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
