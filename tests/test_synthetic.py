@@ -98,9 +98,10 @@ def test_deterministic_by_seed_split_index(ds):
     assert not torch.equal(ds[5]["image"], ds[6]["image"])
 
 
-def test_same_items_in_worker_processes(ds):
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2,
-                                         sampler=[7, 2, 7])
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_same_items_in_worker_processes(ds, context):
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=1, sampler=[7, 2, 7],
+                                         multiprocessing_context=context)
     got = list(loader)
     for i, sample in zip([7, 2, 7], got):
         assert_same(sample, ds[i])

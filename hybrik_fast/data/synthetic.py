@@ -293,7 +293,8 @@ class SyntheticHumans(torch.utils.data.Dataset):
         self.split, self.length, self.image_size = split, int(length), int(image_size)
         self.seed, self.occluders = int(seed), bool(occluders)
         self.body = BodyModel.synthetic(dtype=torch.float64)
-        self.faces = self.body.faces.numpy()                          # (F, 3)
+        # a copy, not a view: pickling the body for a worker moves its buffers
+        self.faces = self.body.faces.numpy().copy()                   # (F, 3)
         self.face_colors = face_colors(self.body)                     # (F, 3) RGB
         self._bone_child = np.asarray(IK_CHILD[1:NUM_SMPL_JOINTS])    # (23,)
         self.cache_dir = None
