@@ -265,6 +265,33 @@ def test_zero_pelvis_gives_identity_root():
     _check_edge(P, tw, T)
 
 
+def test_pelvis_reflection_fix_matches_reference():
+    """Mirrored pelvis targets (det S < 0): the proper rotation of the reflection-fixed Kabsch."""
+    P, tw, T = ik_inputs(8, seed=26)
+    P = P - P[:, :1]
+    P[:, [1, 2, 3], 0] *= -1
+    S = (T[:, [3, 1, 2]] - T[:, :1]).transpose(1, 2) @ P[:, [3, 1, 2]]
+    assert (torch.linalg.det(S) < 0).all()
+    out = _check_edge(P, tw, T)
+    assert (out[:, 0] - ref.pelvis_rotation(P, T)).abs().max() <= 1e-10
+
+
+def test_pelvis_near_degenerate_takes_the_jacobi_path():
+    """Pelvis children nearly collinear (a gap of ~1e-5 between the top eigenvalues of Horn's
+    matrix): the closed-form path declines and the Jacobi sweeps still match the SVD."""
+    P, tw, T = ik_inputs(4, seed=27)
+    P = P - P[:, :1]
+    for c, f in ((1, 1.0), (2, -1.0)):      # hips on the spine's line, slightly off it
+        P[:, c] = f * P[:, 3] + 1e-6 * torch.randn(4, 3, dtype=P.dtype)
+    out = fused(P, tw, T, "adaptive", 0.015)
+    assert (out[:, 0] - ref.pelvis_rotation(P, T)).abs().max() <= 1e-8
+    P[:, [1, 2]] = 0.0                      # rank(S) = 1: the root is not determined
+    out = fused(P, tw, T, "adaptive", 0.015)
+    assert torch.allclose(out @ out.transpose(-1, -2), torch.eye(3, dtype=out.dtype).expand_as(out), atol=1e-12)
+    for g in grads(lambda *x: fused(*x, "adaptive", 0.015), (P, tw, T), torch.ones_like(out)):
+        assert torch.isfinite(g).all()
+
+
 def test_nan_sample_is_isolated():
     P, tw, T = ik_inputs(4, seed=24)
     P[1, 7, 0] = float("nan")

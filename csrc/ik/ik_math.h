@@ -312,21 +312,24 @@ HOST_DEVICE inline Mat3<T> twist_matrix(const Twist<T>& w) {
   return out;
 }
 
-// VJP of twist: with K = [k]×,
-//   gs = <gR, K>,  gc = −<gR, K²>,  gK = s gR + (1 − c)(gR Kᵀ + Kᵀ gR),
-//   gk = axial(gK),  gt = (gk − k (k·gk)) / |t|,
-//   g(a, b) = (g(c, s) − (c, s) ((c, s)·g(c, s))) / |Φ|.
+// VJP of twist, differentiating the form twist_matrix evaluates,
+// R = I + s [k]× + (1 − c)(k kᵀ − |k|² I):
+//   gs = k·axial(gR),  gc = −(kᵀ gR k − |k|² tr gR),
+//   gk = s axial(gR) + (1 − c)((gR + gRᵀ) k − 2 tr(gR) k),
+//   gt = (gk − k (k·gk)) / |t|                         (k = t/|t|)
+//   g(a, b) = (g(c, s) − (c, s) ((c, s)·g(c, s))) / |Φ|  ((c, s) = Φ/|Φ|).
 // Identity branch: no gradient.
 template <typename T>
 HOST_DEVICE inline void twist_vjp(const Twist<T>& w, const Mat3<T>& gR, Vec3<T>& gt, T& ga, T& gb) {
   if (!w.ok) return;
   const Vec3<T> k = w.k;
   const T c = w.c, s = w.s;
-  const Mat3<T> K = skew(k);
-  const T gs = dot(k, axial(gR));
-  const T gc = -inner(gR, mm(K, K));
-  const Mat3<T> gK = s * gR + (T(1) - c) * (mm_nt(gR, K) + mm_tn(K, gR));
-  const Vec3<T> gk = axial(gK);
+  const Vec3<T> ax = axial(gR);
+  const Vec3<T> gRk = sym_mv(gR, k);  // (gR + gRᵀ) k
+  const T tr = trace(gR), kk = dot(k, k);
+  const T gs = dot(k, ax);
+  const T gc = -(T(0.5) * dot(k, gRk) - kk * tr);
+  const Vec3<T> gk = s * ax + (T(1) - c) * (gRk - (T(2) * tr) * k);
   gt += w.inv_tn * (gk - dot(k, gk) * k);
   const T proj = c * gc + s * gs;
   ga = (gc - c * proj) * w.inv_r;
@@ -391,30 +394,33 @@ HOST_DEVICE inline Mat3<T> horn_matrix_vjp(const T g[4][4]) {
   return gS;
 }
 
-// cyclic Jacobi on the symmetric a (overwritten): a = V diag(λ) Vᵀ
+// cyclic Jacobi on the symmetric a (overwritten): a = V diag(λ) Vᵀ.
+// Sweeps stop once the off-diagonal mass is below ε² of the whole; a rotation
+// is skipped when its a_pq is already below ε of the diagonal (Golub & Van
+// Loan's threshold), which makes the last, confirming sweep cheap.
 template <typename T>
 HOST_DEVICE inline Eig4<T> jacobi_eig4(T a[4][4]) {
   Eig4<T> e;
   for (int i = 0; i < 4; ++i)
     for (int j = 0; j < 4; ++j) e.vec[i][j] = T(i == j);
-  const T tol = machine_eps<T>() * machine_eps<T>() * T(1e-2);
+  const T eps = machine_eps<T>();
   for (int sweep = 0; sweep < kJacobiMaxSweeps; ++sweep) {
     T off = 0, diag = 0;
     for (int p = 0; p < 4; ++p) {
       diag += a[p][p] * a[p][p];
       for (int q = p + 1; q < 4; ++q) off += a[p][q] * a[p][q];
     }
-    if (off <= tol * (diag + off)) break;
+    if (off <= eps * eps * diag) break;
     for (int p = 0; p < 3; ++p) {
       for (int q = p + 1; q < 4; ++q) {
         const T apq = a[p][q];
-        if (apq == T(0)) continue;
-        // rotation J (J_pp = J_qq = c, J_pq = s, J_qp = −s) zeroing a_pq in Jᵀ a J
-        const T tau = (a[q][q] - a[p][p]) / (T(2) * apq);
-        const T at = abs_(tau);
-        const T tt = at > T(1) / machine_eps<T>()
-                         ? T(1) / (T(2) * tau)
-                         : (tau >= T(0) ? T(1) : T(-1)) / (at + sqrt_(T(1) + tau * tau));
+        if (abs_(apq) <= eps * T(1e-2) * (abs_(a[p][p]) + abs_(a[q][q]))) continue;
+        // rotation J (J_pp = J_qq = c, J_pq = s, J_qp = −s) zeroing a_pq in Jᵀ a J:
+        // t = tan θ = sign(τ) / (|τ| + √(1 + τ²)), τ = (a_qq − a_pp) / (2 a_pq),
+        // written as e / (|d| + √(d² + e²)) with d = a_qq − a_pp, e = ±2 a_pq
+        const T d = a[q][q] - a[p][p];
+        const T e2 = d >= T(0) ? T(2) * apq : T(-2) * apq;
+        const T tt = e2 / (abs_(d) + sqrt_(d * d + e2 * e2));
         const T c = T(1) / sqrt_(T(1) + tt * tt), s = tt * c;
         for (int k = 0; k < 4; ++k) {
           if (k == p || k == q) continue;
@@ -461,6 +467,87 @@ HOST_DEVICE inline void quat_to_mat_vjp(const T q[4], const Mat3<T>& g, T gq[4])
   gq[3] = T(2) * (-T(2) * z * G[0] - w * G[1] + x * G[2] + w * G[3] - T(2) * z * G[4] + y * G[5] + x * G[6] + y * G[7]);
 }
 
+// The forward's fast path to the top eigenvector (Theobald 2005, "Rapid
+// calculation of RMSDs using a quaternion-based characteristic polynomial",
+// Acta Cryst. A61): N is traceless, so det(λI − N) = λ⁴ + c2 λ² + c1 λ + c0
+// with c2 = −2 |S|²_F, c1 = −8 det S, c0 = det N.  Newton from
+// √3 |S|_F ≥ σ1 + σ2 + σ3 ≥ λ0 descends monotonically onto λ0 (all roots are
+// real); q is then the largest row of adj(N − λ0 I) = Π_{j≠0}(λj − λ0) q qᵀ.
+// That row is small, and q inaccurate, when λ0 is close to another
+// eigenvalue: below kNewtonMinCofactor (N scaled to max|S| = 1) this returns
+// false and the caller uses the Jacobi sweeps, which are accurate everywhere.
+constexpr double kNewtonMinCofactor = 1e-3;
+constexpr int kNewtonMaxSteps = 32;
+
+template <typename T>
+HOST_DEVICE inline T det3(const Mat3<T>& a) {
+  return a.m[0] * (a.m[4] * a.m[8] - a.m[5] * a.m[7]) - a.m[1] * (a.m[3] * a.m[8] - a.m[5] * a.m[6]) +
+         a.m[2] * (a.m[3] * a.m[7] - a.m[4] * a.m[6]);
+}
+
+// adj(a) of a symmetric 4x4 (Laplace expansion in the 2x2 minors of rows
+// (0, 1) and (2, 3)); returns det(a)
+template <typename T>
+HOST_DEVICE inline T adjugate4(const T a[4][4], T b[4][4]) {
+  const T s0 = a[0][0] * a[1][1] - a[1][0] * a[0][1], s1 = a[0][0] * a[1][2] - a[1][0] * a[0][2];
+  const T s2 = a[0][0] * a[1][3] - a[1][0] * a[0][3], s3 = a[0][1] * a[1][2] - a[1][1] * a[0][2];
+  const T s4 = a[0][1] * a[1][3] - a[1][1] * a[0][3], s5 = a[0][2] * a[1][3] - a[1][2] * a[0][3];
+  const T c0 = a[2][0] * a[3][1] - a[3][0] * a[2][1], c1 = a[2][0] * a[3][2] - a[3][0] * a[2][2];
+  const T c2 = a[2][0] * a[3][3] - a[3][0] * a[2][3], c3 = a[2][1] * a[3][2] - a[3][1] * a[2][2];
+  const T c4 = a[2][1] * a[3][3] - a[3][1] * a[2][3], c5 = a[2][2] * a[3][3] - a[3][2] * a[2][3];
+  b[0][0] = a[1][1] * c5 - a[1][2] * c4 + a[1][3] * c3;
+  b[0][1] = -a[0][1] * c5 + a[0][2] * c4 - a[0][3] * c3;
+  b[0][2] = a[3][1] * s5 - a[3][2] * s4 + a[3][3] * s3;
+  b[0][3] = -a[2][1] * s5 + a[2][2] * s4 - a[2][3] * s3;
+  b[1][0] = -a[1][0] * c5 + a[1][2] * c2 - a[1][3] * c1;
+  b[1][1] = a[0][0] * c5 - a[0][2] * c2 + a[0][3] * c1;
+  b[1][2] = -a[3][0] * s5 + a[3][2] * s2 - a[3][3] * s1;
+  b[1][3] = a[2][0] * s5 - a[2][2] * s2 + a[2][3] * s1;
+  b[2][0] = a[1][0] * c4 - a[1][1] * c2 + a[1][3] * c0;
+  b[2][1] = -a[0][0] * c4 + a[0][1] * c2 - a[0][3] * c0;
+  b[2][2] = a[3][0] * s4 - a[3][1] * s2 + a[3][3] * s0;
+  b[2][3] = -a[2][0] * s4 + a[2][1] * s2 - a[2][3] * s0;
+  b[3][0] = -a[1][0] * c3 + a[1][1] * c1 - a[1][2] * c0;
+  b[3][1] = a[0][0] * c3 - a[0][1] * c1 + a[0][2] * c0;
+  b[3][2] = -a[3][0] * s3 + a[3][1] * s1 - a[3][2] * s0;
+  b[3][3] = a[2][0] * s3 - a[2][1] * s1 + a[2][2] * s0;
+  return s0 * c5 - s1 * c4 + s2 * c3 + s3 * c2 - s4 * c1 + s5 * c0;
+}
+
+// top eigenpair (λ0, q) of N = horn_matrix(S), S scaled to max|S| = 1;
+// false when the Jacobi sweeps must be used instead (see above)
+template <typename T>
+HOST_DEVICE inline bool horn_top_newton(const Mat3<T>& S, T q[4], T& lam) {
+  T a[4][4], b[4][4];
+  horn_matrix(S, a);
+  T fro2 = 0;
+  for (int k = 0; k < 9; ++k) fro2 += S.m[k] * S.m[k];
+  const T c0 = adjugate4(a, b);
+  const T c1 = T(-8) * det3(S), c2 = T(-2) * fro2;
+  lam = sqrt_(T(3) * fro2);
+  for (int it = 0; it < kNewtonMaxSteps; ++it) {
+    const T l2 = lam * lam;
+    const T P = (l2 + c2) * l2 + c1 * lam + c0;
+    const T dP = (T(4) * l2 + T(2) * c2) * lam + c1;
+    if (!(dP > T(0))) break;
+    const T step = P / dP;
+    lam -= step;
+    if (abs_(step) <= T(4) * machine_eps<T>() * lam) break;
+  }
+  for (int k = 0; k < 4; ++k) a[k][k] -= lam;
+  adjugate4(a, b);
+  int best = 0;
+  T best_n2 = -1;
+  for (int r = 0; r < 4; ++r) {
+    const T n2 = b[r][0] * b[r][0] + b[r][1] * b[r][1] + b[r][2] * b[r][2] + b[r][3] * b[r][3];
+    if (n2 > best_n2) { best = r; best_n2 = n2; }
+  }
+  if (!(best_n2 > T(kNewtonMinCofactor * kNewtonMinCofactor))) return false;
+  const T inv = T(1) / sqrt_(best_n2);
+  for (int k = 0; k < 4; ++k) q[k] = inv * b[best][k];
+  return true;
+}
+
 enum class PelvisBranch { kZero, kNonFinite, kRegular };
 
 // S = Σ_c t_c p_cᵀ, its branch, and 1 / max|S_ij| (the Jacobi runs on N / max|S|)
@@ -505,20 +592,26 @@ HOST_DEVICE inline Mat3<T> pelvis_forward(const Vec3<T> t[3], const Vec3<T> p[3]
     return r;
   }
   T q[4];
-  top_quat(pelvis_eig(S, inv_scale), q);
+  T lam;
+  if (!horn_top_newton(inv_scale * S, q, lam)) top_quat(pelvis_eig(S, inv_scale), q);
   return quat_to_mat(q);
 }
 
 // VJP of the pelvis rotation.  q = v0, the top eigenvector of N̂ = N / s
 // (s = max|S|, a constant here: q does not depend on the scale).  First-order
 // eigenvector perturbation (the top eigenvalue λ0 is simple):
-//   dq = Σ_{j≠0} v_j v_jᵀ dN̂ q / (λ0 − λj)
-// so with gq = ∂L/∂q:
-//   gN̂ = Σ_{j≠0} (v_j·gq) / (λ0 − λj) v_j qᵀ,   gN = gN̂ / s,
+//   dq = Σ_{j≠0} v_j v_jᵀ dN̂ q / (λ0 − λj) = (λ0 I − N̂)⁺ dN̂ q
+// so with gq = ∂L/∂q and u = (λ0 I − N̂)⁺ gq:
+//   gN̂ = u qᵀ,   gN = gN̂ / s,
 // then gS = horn_matrix_vjp(gN) and, from S = Σ t pᵀ, gt_c = gS p_c,
-// gp_c = gSᵀ t_c.  dq ⟂ q, so R(q) may use the unit-quaternion formula.  A
-// gap below 64 ε (rank(S) <= 1: the rotation is not determined) contributes
-// nothing, which keeps the gradient finite there; S = 0 has no gradient.
+// gp_c = gSᵀ t_c.  dq ⟂ q, so R(q) may use the unit-quaternion formula.
+// Where the forward took the Newton path, u = M⁻¹ gq − q (q·gq) with
+// M = λ0 I − N̂ + q qᵀ (eigenvalues 1 and λ0 − λj, det M = Π_{j≠0}(λ0 − λj),
+// bounded below by the forward's cofactor test), by the adjugate.  Otherwise
+// u = Σ_{j≠0} v_j (v_j·gq) / (λ0 − λj) from the Jacobi eigenvectors, where
+// a gap below 64 ε (rank(S) <= 1: the rotation is not determined)
+// contributes nothing, which keeps the gradient finite.  S = 0 has no
+// gradient.
 template <typename T>
 HOST_DEVICE inline void pelvis_vjp(const Vec3<T> t[3], const Vec3<T> p[3], const Mat3<T>& gR,
                                    Vec3<T> gt[3], Vec3<T> gp[3]) {
@@ -533,23 +626,38 @@ HOST_DEVICE inline void pelvis_vjp(const Vec3<T> t[3], const Vec3<T> p[3], const
     }
     return;
   }
-  const Eig4<T> e = pelvis_eig(S, inv_scale);
-  T q[4], gq[4];
-  top_quat(e, q);
-  quat_to_mat_vjp(q, gR, gq);
-  T coef[4];
-  for (int j = 0; j < 4; ++j) {
-    const T gap = e.lam[e.top] - e.lam[j];
-    T vg = 0;
-    for (int k = 0; k < 4; ++k) vg += e.vec[k][j] * gq[k];
-    coef[j] = (j != e.top && gap > T(64) * machine_eps<T>()) ? inv_scale * vg / gap : T(0);
+  const Mat3<T> Sn = inv_scale * S;
+  T q[4], gq[4], u[4], lam;
+  if (horn_top_newton(Sn, q, lam)) {
+    quat_to_mat_vjp(q, gR, gq);
+    T m[4][4], adj[4][4];
+    horn_matrix(Sn, m);
+    for (int a = 0; a < 4; ++a)
+      for (int b = 0; b < 4; ++b) m[a][b] = (a == b ? lam : T(0)) - m[a][b] + q[a] * q[b];
+    const T inv_det = T(1) / adjugate4(m, adj);
+    T qg = 0;
+    for (int k = 0; k < 4; ++k) qg += q[k] * gq[k];
+    for (int a = 0; a < 4; ++a) {
+      T y = 0;
+      for (int b = 0; b < 4; ++b) y += adj[a][b] * gq[b];
+      u[a] = inv_det * y - q[a] * qg;
+    }
+  } else {
+    const Eig4<T> e = pelvis_eig(S, inv_scale);
+    top_quat(e, q);
+    quat_to_mat_vjp(q, gR, gq);
+    for (int a = 0; a < 4; ++a) u[a] = T(0);
+    for (int j = 0; j < 4; ++j) {
+      const T gap = e.lam[e.top] - e.lam[j];
+      if (j == e.top || !(gap > T(64) * machine_eps<T>())) continue;
+      T vg = 0;
+      for (int k = 0; k < 4; ++k) vg += e.vec[k][j] * gq[k];
+      for (int a = 0; a < 4; ++a) u[a] += vg / gap * e.vec[a][j];
+    }
   }
   T gN[4][4];
-  for (int a = 0; a < 4; ++a) {
-    T va = 0;  // Σ_j coef_j v_j[a]
-    for (int j = 0; j < 4; ++j) va += coef[j] * e.vec[a][j];
-    for (int b = 0; b < 4; ++b) gN[a][b] = va * q[b];
-  }
+  for (int a = 0; a < 4; ++a)
+    for (int b = 0; b < 4; ++b) gN[a][b] = inv_scale * u[a] * q[b];
   const Mat3<T> gS = horn_matrix_vjp(gN);
   for (int c = 0; c < kNumPelvisChildren; ++c) {
     gt[c] += mv(gS, p[c]);
@@ -660,12 +768,23 @@ HOST_DEVICE inline Bone<T> bone(const S* twist, const S* rest, int i) {
   return b;
 }
 
+// What the backward needs of joint i's forward step, recorded by ik_tree so
+// that the reverse sweep does not recompute the swing and twist.
+template <typename T> struct JointTape {
+  Mat3<T> W, V;   // swing and twist rotations, R[i] = W V
+  Vec3<T> x, p;   // target and its parent-frame version G[pa]ᵀ x
+  Swing<T> sw;
+  Twist<T> tw;
+  bool stray;     // the fallback took the rescaled naive target
+};
+
 // The whole tree for one sample: global rotations G (24) and, in adaptive
 // modes, reconstructed joints q (24).  With rot non-null the local rotations
-// are stored there (24 x 9); the backward's recomputation passes null.
+// are stored there (24 x 9); with tape non-null (the backward) each joint's
+// step is recorded there (entries 1..23).
 template <typename S, Mode M, typename T = opmath_t<S>>
 HOST_DEVICE inline void ik_tree(const S* joints, const S* twist, const S* rest, T fallback, Mat3<T>* G,
-                                Vec3<T>* q, S* rot) {
+                                Vec3<T>* q, S* rot, JointTape<T>* tape) {
   constexpr Topology topo = topology();
   const T eps = T(machine_eps<S>());
   Mat3<T> V[kNumSmplJoints];   // twist rotations
@@ -676,6 +795,7 @@ HOST_DEVICE inline void ik_tree(const S* joints, const S* twist, const S* rest, 
     V[i] = twist_matrix(b.twist);
     tb[i] = b.t;
     tn[i] = b.tn;
+    if (tape != nullptr) tape[i].tw = b.twist;
   }
 
   Vec3<T> t0[3], p0[3];
@@ -691,10 +811,20 @@ HOST_DEVICE inline void ik_tree(const S* joints, const S* twist, const S* rest, 
     const Vec3<T> x = ik_target<T, M>(rerooted<T>(joints, c), rerooted<T>(joints, i),
                                       is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, tn[i], fallback, stray);
     const Vec3<T> p = mtv(G[pa], x);
-    const Mat3<T> R = mm(swing_matrix(swing_parts(tb[i], tn[i], p, eps), tb[i]), V[i]);
+    const Swing<T> sw = swing_parts(tb[i], tn[i], p, eps);
+    const Mat3<T> W = swing_matrix(sw, tb[i]);
+    const Mat3<T> R = mm(W, V[i]);
     G[i] = mm(G[pa], R);
     if (rot != nullptr)
       for (int k = 0; k < 9; ++k) rot[9 * i + k] = S(R.m[k]);
+    if (tape != nullptr) {
+      tape[i].W = W;
+      tape[i].V = V[i];
+      tape[i].x = x;
+      tape[i].p = p;
+      tape[i].sw = sw;
+      tape[i].stray = stray;
+    }
   }
 }
 
@@ -704,16 +834,16 @@ HOST_DEVICE inline void ik_forward_sample(const S* joints, const S* twist, const
   using T = opmath_t<S>;
   Mat3<T> G[kNumSmplJoints];
   Vec3<T> q[is_adaptive(M) ? kNumSmplJoints : 1];
-  ik_tree<S, M>(joints, twist, rest, T(fallback), G, q, rot);
+  ik_tree<S, M>(joints, twist, rest, T(fallback), G, q, rot, static_cast<JointTape<T>*>(nullptr));
 }
 
 // Backward of one sample.
 //
-// Strategy: recompute the forward tree (cheap: one forward) keeping G and q
-// in local memory, so nothing but the inputs is saved between forward and
-// backward; then sweep the joints in reverse tree order (23..1, children
-// before parents), recomputing each joint's target, swing and twist from the
-// stored G[pa], q[i].
+// Strategy: recompute the forward tree (cheap: one forward) in local memory,
+// keeping G, q and each joint's step (JointTape: swing, twist, target), so
+// nothing but the inputs is saved between forward and backward (no
+// (B, ...) activations in the autograd graph); then sweep the joints in
+// reverse tree order (23..1, children before parents).
 //
 // Forward step i (pa = parent, c = IK child, t = T[c] − T[i]):
 //   q[i] = q[pa] + G[pa] (T[i] − T[pa])                 (adaptive modes)
@@ -743,10 +873,10 @@ HOST_DEVICE inline void ik_backward_sample(const S* grad_rot, const S* joints, c
   using T = opmath_t<S>;
   constexpr Topology topo = topology();
   constexpr int NQ = is_adaptive(M) ? kNumSmplJoints : 1;
-  const T eps = T(machine_eps<S>());
   Mat3<T> G[kNumSmplJoints];
   Vec3<T> q[NQ];
-  ik_tree<S, M>(joints, twist, rest, T(fallback), G, q, static_cast<S*>(nullptr));
+  JointTape<T> tape[kNumSmplJoints];
+  ik_tree<S, M>(joints, twist, rest, T(fallback), G, q, static_cast<S*>(nullptr), tape);
 
   Mat3<T> gG[kNumSmplJoints];
   Vec3<T> gq[NQ];
@@ -757,30 +887,26 @@ HOST_DEVICE inline void ik_backward_sample(const S* grad_rot, const S* joints, c
 
   for (int i = kNumSmplJoints - 1; i >= 1; --i) {
     const int pa = topo.parent[i], c = topo.ik_child[i];
-    const Bone<T> bn = bone<T>(twist, rest, i);
+    const JointTape<T>& tp = tape[i];
     const Vec3<T> Ti = load_vec<T>(rest, i);
-    const Vec3<T> Pc = rerooted<T>(joints, c), Pi = rerooted<T>(joints, i);
-    bool stray;
-    const Vec3<T> x = ik_target<T, M>(Pc, Pi, is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, bn.tn, T(fallback), stray);
-    const Vec3<T> p = mtv(G[pa], x);
-    const Swing<T> sw = swing_parts(bn.t, bn.tn, p, eps);
-    const Mat3<T> W = swing_matrix(sw, bn.t), V = twist_matrix(bn.twist);
+    const Vec3<T> t = load_vec<T>(rest, c) - Ti;
 
     Mat3<T> gR;
     for (int k = 0; k < 9; ++k) gR.m[k] = T(grad_rot[9 * i + k]);
     gR += mm_tn(G[pa], gG[i]);
-    gG[pa] += mm_nt(gG[i], mm(W, V));
+    gG[pa] += mm_nt(gG[i], mm(tp.W, tp.V));
 
     Vec3<T> gt{0, 0, 0}, gp{0, 0, 0};
     T ga = 0, gb = 0;
-    twist_vjp(bn.twist, mm_tn(W, gR), gt, ga, gb);
-    swing_vjp(sw, bn.t, p, W, mm_nt(gR, V), gt, gp);
+    twist_vjp(tp.tw, mm_tn(tp.W, gR), gt, ga, gb);
+    swing_vjp(tp.sw, t, tp.p, tp.W, mm_nt(gR, tp.V), gt, gp);
     grad_twist[2 * (i - 1)] = S(ga);
     grad_twist[2 * (i - 1) + 1] = S(gb);
 
-    gG[pa] += outer(x, gp);
+    gG[pa] += outer(tp.x, gp);
     Vec3<T> gqi{0, 0, 0};
-    ik_target_vjp<T, M>(Pc, Pi, bn.t, bn.tn, stray, mv(G[pa], gp), gP[c], gP[i], gqi, gt);
+    ik_target_vjp<T, M>(rerooted<T>(joints, c), rerooted<T>(joints, i), t, tp.sw.tn, tp.stray, mv(G[pa], gp),
+                        gP[c], gP[i], gqi, gt);
     gT[c] += gt;
     gT[i] -= gt;
     if (is_adaptive(M)) {
