@@ -1,7 +1,7 @@
 // HybrIK inverse kinematics, per sample: the maths shared by the CPU loop
 // (ik_cpu.cpp) and the CUDA kernel (ik_cuda_kernel.cuh).
 //
-// Everything here is a HOST_DEVICE inline function on one sample's raw,
+// Everything here is a IK_INLINE function on one sample's raw,
 // contiguous data, so the CPU tests exercise exactly the code the GPU runs.
 // The semantics are those of hybrik_fast/reference/kinematics.py (its module
 // docstring is the specification); the paper is Li et al., "HybrIK", CVPR
@@ -25,6 +25,18 @@
 #define HOST_DEVICE __host__ __device__
 #else
 #define HOST_DEVICE
+#endif
+
+// The small helpers must be inlined into the per-joint loop: with six
+// (dtype, mode) instantiations of forward and backward in one translation
+// unit, GCC's inliner otherwise gives up on them and the calls (returning
+// 3x3 matrices through memory) double the CPU time.
+#if defined(__CUDACC__)
+#define IK_INLINE __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define IK_INLINE inline __attribute__((always_inline))
+#else
+#define IK_INLINE inline
 #endif
 
 namespace hybrik_fast {
@@ -69,15 +81,15 @@ template <typename T> HOST_DEVICE constexpr T machine_eps();
 template <> HOST_DEVICE constexpr float machine_eps<float>() { return 1.1920928955078125e-07f; }
 template <> HOST_DEVICE constexpr double machine_eps<double>() { return 2.220446049250313e-16; }
 
-HOST_DEVICE inline float sqrt_(float x) { return ::sqrtf(x); }
-HOST_DEVICE inline double sqrt_(double x) { return ::sqrt(x); }
-HOST_DEVICE inline float abs_(float x) { return ::fabsf(x); }
-HOST_DEVICE inline double abs_(double x) { return ::fabs(x); }
+IK_INLINE float sqrt_(float x) { return ::sqrtf(x); }
+IK_INLINE double sqrt_(double x) { return ::sqrt(x); }
+IK_INLINE float abs_(float x) { return ::fabsf(x); }
+IK_INLINE double abs_(double x) { return ::fabs(x); }
 // false for ±inf and NaN (no -ffast-math anywhere in this build)
-template <typename T> HOST_DEVICE inline bool finite_(T x) { return x - x == T(0); }
-template <typename T> HOST_DEVICE inline T nan_();
-template <> HOST_DEVICE inline float nan_<float>() { return ::nanf(""); }
-template <> HOST_DEVICE inline double nan_<double>() { return ::nan(""); }
+template <typename T> IK_INLINE bool finite_(T x) { return x - x == T(0); }
+template <typename T> IK_INLINE T nan_();
+template <> IK_INLINE float nan_<float>() { return ::nanf(""); }
+template <> IK_INLINE double nan_<double>() { return ::nan(""); }
 
 // the swing's quaternion counts as zero (antiparallel bone and target) below
 // this many machine epsilons times |t||p| (reference: ANTIPARALLEL_ULPS)
@@ -88,32 +100,32 @@ constexpr double kAntiparallelUlps = 64.0;
 template <typename T> struct Vec3 { T x, y, z; };
 template <typename T> struct Mat3 { T m[9]; };  // row-major
 
-template <typename T> HOST_DEVICE inline Vec3<T> operator+(Vec3<T> a, Vec3<T> b) { return {a.x + b.x, a.y + b.y, a.z + b.z}; }
-template <typename T> HOST_DEVICE inline Vec3<T> operator-(Vec3<T> a, Vec3<T> b) { return {a.x - b.x, a.y - b.y, a.z - b.z}; }
-template <typename T> HOST_DEVICE inline Vec3<T> operator*(T s, Vec3<T> a) { return {s * a.x, s * a.y, s * a.z}; }
-template <typename T> HOST_DEVICE inline void operator+=(Vec3<T>& a, Vec3<T> b) { a = a + b; }
-template <typename T> HOST_DEVICE inline void operator-=(Vec3<T>& a, Vec3<T> b) { a = a - b; }
-template <typename T> HOST_DEVICE inline T dot(Vec3<T> a, Vec3<T> b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
-template <typename T> HOST_DEVICE inline T norm(Vec3<T> a) { return sqrt_(dot(a, a)); }
-template <typename T> HOST_DEVICE inline Vec3<T> cross(Vec3<T> a, Vec3<T> b) {
+template <typename T> IK_INLINE Vec3<T> operator+(Vec3<T> a, Vec3<T> b) { return {a.x + b.x, a.y + b.y, a.z + b.z}; }
+template <typename T> IK_INLINE Vec3<T> operator-(Vec3<T> a, Vec3<T> b) { return {a.x - b.x, a.y - b.y, a.z - b.z}; }
+template <typename T> IK_INLINE Vec3<T> operator*(T s, Vec3<T> a) { return {s * a.x, s * a.y, s * a.z}; }
+template <typename T> IK_INLINE void operator+=(Vec3<T>& a, Vec3<T> b) { a = a + b; }
+template <typename T> IK_INLINE void operator-=(Vec3<T>& a, Vec3<T> b) { a = a - b; }
+template <typename T> IK_INLINE T dot(Vec3<T> a, Vec3<T> b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
+template <typename T> IK_INLINE T norm(Vec3<T> a) { return sqrt_(dot(a, a)); }
+template <typename T> IK_INLINE Vec3<T> cross(Vec3<T> a, Vec3<T> b) {
   return {a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x};
 }
 
-template <typename T> HOST_DEVICE inline Mat3<T> zeros3() { return {{0, 0, 0, 0, 0, 0, 0, 0, 0}}; }
-template <typename T> HOST_DEVICE inline Mat3<T> eye3() { return {{1, 0, 0, 0, 1, 0, 0, 0, 1}}; }
-template <typename T> HOST_DEVICE inline Mat3<T> operator+(const Mat3<T>& a, const Mat3<T>& b) {
+template <typename T> IK_INLINE Mat3<T> zeros3() { return {{0, 0, 0, 0, 0, 0, 0, 0, 0}}; }
+template <typename T> IK_INLINE Mat3<T> eye3() { return {{1, 0, 0, 0, 1, 0, 0, 0, 1}}; }
+template <typename T> IK_INLINE Mat3<T> operator+(const Mat3<T>& a, const Mat3<T>& b) {
   Mat3<T> r;
   for (int k = 0; k < 9; ++k) r.m[k] = a.m[k] + b.m[k];
   return r;
 }
-template <typename T> HOST_DEVICE inline void operator+=(Mat3<T>& a, const Mat3<T>& b) { a = a + b; }
-template <typename T> HOST_DEVICE inline Mat3<T> operator*(T s, const Mat3<T>& a) {
+template <typename T> IK_INLINE void operator+=(Mat3<T>& a, const Mat3<T>& b) { a = a + b; }
+template <typename T> IK_INLINE Mat3<T> operator*(T s, const Mat3<T>& a) {
   Mat3<T> r;
   for (int k = 0; k < 9; ++k) r.m[k] = s * a.m[k];
   return r;
 }
 // A B
-template <typename T> HOST_DEVICE inline Mat3<T> mm(const Mat3<T>& a, const Mat3<T>& b) {
+template <typename T> IK_INLINE Mat3<T> mm(const Mat3<T>& a, const Mat3<T>& b) {
   Mat3<T> r;
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j)
@@ -121,7 +133,7 @@ template <typename T> HOST_DEVICE inline Mat3<T> mm(const Mat3<T>& a, const Mat3
   return r;
 }
 // A Bᵀ
-template <typename T> HOST_DEVICE inline Mat3<T> mm_nt(const Mat3<T>& a, const Mat3<T>& b) {
+template <typename T> IK_INLINE Mat3<T> mm_nt(const Mat3<T>& a, const Mat3<T>& b) {
   Mat3<T> r;
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j)
@@ -129,7 +141,7 @@ template <typename T> HOST_DEVICE inline Mat3<T> mm_nt(const Mat3<T>& a, const M
   return r;
 }
 // Aᵀ B
-template <typename T> HOST_DEVICE inline Mat3<T> mm_tn(const Mat3<T>& a, const Mat3<T>& b) {
+template <typename T> IK_INLINE Mat3<T> mm_tn(const Mat3<T>& a, const Mat3<T>& b) {
   Mat3<T> r;
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j)
@@ -137,37 +149,37 @@ template <typename T> HOST_DEVICE inline Mat3<T> mm_tn(const Mat3<T>& a, const M
   return r;
 }
 // A v
-template <typename T> HOST_DEVICE inline Vec3<T> mv(const Mat3<T>& a, Vec3<T> v) {
+template <typename T> IK_INLINE Vec3<T> mv(const Mat3<T>& a, Vec3<T> v) {
   return {a.m[0] * v.x + a.m[1] * v.y + a.m[2] * v.z,
           a.m[3] * v.x + a.m[4] * v.y + a.m[5] * v.z,
           a.m[6] * v.x + a.m[7] * v.y + a.m[8] * v.z};
 }
 // Aᵀ v
-template <typename T> HOST_DEVICE inline Vec3<T> mtv(const Mat3<T>& a, Vec3<T> v) {
+template <typename T> IK_INLINE Vec3<T> mtv(const Mat3<T>& a, Vec3<T> v) {
   return {a.m[0] * v.x + a.m[3] * v.y + a.m[6] * v.z,
           a.m[1] * v.x + a.m[4] * v.y + a.m[7] * v.z,
           a.m[2] * v.x + a.m[5] * v.y + a.m[8] * v.z};
 }
 // a bᵀ
-template <typename T> HOST_DEVICE inline Mat3<T> outer(Vec3<T> a, Vec3<T> b) {
+template <typename T> IK_INLINE Mat3<T> outer(Vec3<T> a, Vec3<T> b) {
   return {{a.x * b.x, a.x * b.y, a.x * b.z, a.y * b.x, a.y * b.y, a.y * b.z, a.z * b.x, a.z * b.y, a.z * b.z}};
 }
 // [v]×, the cross-product matrix
-template <typename T> HOST_DEVICE inline Mat3<T> skew(Vec3<T> v) {
+template <typename T> IK_INLINE Mat3<T> skew(Vec3<T> v) {
   return {{0, -v.z, v.y, v.z, 0, -v.x, -v.y, v.x, 0}};
 }
 // axial(A) with <A, [u]×> = u · axial(A)  (the adjoint of skew)
-template <typename T> HOST_DEVICE inline Vec3<T> axial(const Mat3<T>& a) {
+template <typename T> IK_INLINE Vec3<T> axial(const Mat3<T>& a) {
   return {a.m[7] - a.m[5], a.m[2] - a.m[6], a.m[3] - a.m[1]};
 }
-template <typename T> HOST_DEVICE inline T trace(const Mat3<T>& a) { return a.m[0] + a.m[4] + a.m[8]; }
-template <typename T> HOST_DEVICE inline T inner(const Mat3<T>& a, const Mat3<T>& b) {
+template <typename T> IK_INLINE T trace(const Mat3<T>& a) { return a.m[0] + a.m[4] + a.m[8]; }
+template <typename T> IK_INLINE T inner(const Mat3<T>& a, const Mat3<T>& b) {
   T s = 0;
   for (int k = 0; k < 9; ++k) s += a.m[k] * b.m[k];
   return s;
 }
 // (A + Aᵀ) v
-template <typename T> HOST_DEVICE inline Vec3<T> sym_mv(const Mat3<T>& a, Vec3<T> v) {
+template <typename T> IK_INLINE Vec3<T> sym_mv(const Mat3<T>& a, Vec3<T> v) {
   return mv(a, v) + mtv(a, v);
 }
 
@@ -193,7 +205,7 @@ template <typename T> struct Swing {
 };
 
 template <typename T>
-HOST_DEVICE inline Swing<T> swing_parts(Vec3<T> t, T tn, Vec3<T> p, T eps) {
+IK_INLINE Swing<T> swing_parts(Vec3<T> t, T tn, Vec3<T> p, T eps) {
   Swing<T> s;
   s.tn = tn;
   s.pn = norm(p);
@@ -210,7 +222,7 @@ HOST_DEVICE inline Swing<T> swing_parts(Vec3<T> t, T tn, Vec3<T> p, T eps) {
 
 // the coordinate axis on which |t| is smallest, first on ties (torch.argmin)
 template <typename T>
-HOST_DEVICE inline Vec3<T> smallest_axis(Vec3<T> t) {
+IK_INLINE Vec3<T> smallest_axis(Vec3<T> t) {
   const T ax = abs_(t.x), ay = abs_(t.y), az = abs_(t.z);
   int k = 0;
   T best = ax;
@@ -220,7 +232,7 @@ HOST_DEVICE inline Vec3<T> smallest_axis(Vec3<T> t) {
 }
 
 template <typename T>
-HOST_DEVICE inline Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t) {
+IK_INLINE Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t) {
   if (s.branch == SwingBranch::kZero) return eye3<T>();
   if (s.branch == SwingBranch::kHalfTurn) {
     const Vec3<T> u = cross(t, smallest_axis(t));
@@ -249,7 +261,7 @@ HOST_DEVICE inline Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t) {
 //   ga = 2 (gR + gRᵀ) a,  gu = (ga − a (a·ga)) / |u|,  gt = e × gu,  gp = 0.
 // zero: R = I, no gradient.
 template <typename T>
-HOST_DEVICE inline void swing_vjp(const Swing<T>& s, Vec3<T> t, Vec3<T> p, const Mat3<T>& R, const Mat3<T>& gR,
+IK_INLINE void swing_vjp(const Swing<T>& s, Vec3<T> t, Vec3<T> p, const Mat3<T>& R, const Mat3<T>& gR,
                                   Vec3<T>& gt, Vec3<T>& gp) {
   if (s.branch == SwingBranch::kZero) return;
   if (s.branch == SwingBranch::kHalfTurn) {
@@ -288,7 +300,7 @@ template <typename T> struct Twist {
 };
 
 template <typename T>
-HOST_DEVICE inline Twist<T> twist_parts(Vec3<T> t, T tn, T a, T b) {
+IK_INLINE Twist<T> twist_parts(Vec3<T> t, T tn, T a, T b) {
   Twist<T> w;
   const T r = sqrt_(a * a + b * b);
   w.ok = (r != T(0)) && (tn != T(0));
@@ -301,7 +313,7 @@ HOST_DEVICE inline Twist<T> twist_parts(Vec3<T> t, T tn, T a, T b) {
 }
 
 template <typename T>
-HOST_DEVICE inline Mat3<T> twist_matrix(const Twist<T>& w) {
+IK_INLINE Mat3<T> twist_matrix(const Twist<T>& w) {
   if (!w.ok) return eye3<T>();
   const Vec3<T> k = w.k;
   const T c1 = T(1) - w.c;
@@ -320,7 +332,7 @@ HOST_DEVICE inline Mat3<T> twist_matrix(const Twist<T>& w) {
 //   g(a, b) = (g(c, s) − (c, s) ((c, s)·g(c, s))) / |Φ|  ((c, s) = Φ/|Φ|).
 // Identity branch: no gradient.
 template <typename T>
-HOST_DEVICE inline void twist_vjp(const Twist<T>& w, const Mat3<T>& gR, Vec3<T>& gt, T& ga, T& gb) {
+IK_INLINE void twist_vjp(const Twist<T>& w, const Mat3<T>& gR, Vec3<T>& gt, T& ga, T& gb) {
   if (!w.ok) return;
   const Vec3<T> k = w.k;
   const T c = w.c, s = w.s;
@@ -363,7 +375,7 @@ template <typename T> struct Eig4 {
 };
 
 template <typename T>
-HOST_DEVICE inline void horn_matrix(const Mat3<T>& S, T n[4][4]) {
+IK_INLINE void horn_matrix(const Mat3<T>& S, T n[4][4]) {
   const T xx = S.m[0], xy = S.m[1], xz = S.m[2];
   const T yx = S.m[3], yy = S.m[4], yz = S.m[5];
   const T zx = S.m[6], zy = S.m[7], zz = S.m[8];
@@ -377,7 +389,7 @@ HOST_DEVICE inline void horn_matrix(const Mat3<T>& S, T n[4][4]) {
 
 // adjoint of horn_matrix: ∂L/∂S from ∂L/∂N (any 4x4, not necessarily symmetric)
 template <typename T>
-HOST_DEVICE inline Mat3<T> horn_matrix_vjp(const T g[4][4]) {
+IK_INLINE Mat3<T> horn_matrix_vjp(const T g[4][4]) {
   const T d0 = g[0][0], d1 = g[1][1], d2 = g[2][2], d3 = g[3][3];
   const T h01 = g[0][1] + g[1][0], h02 = g[0][2] + g[2][0], h03 = g[0][3] + g[3][0];
   const T h12 = g[1][2] + g[2][1], h13 = g[1][3] + g[3][1], h23 = g[2][3] + g[3][2];
@@ -449,7 +461,7 @@ HOST_DEVICE inline Eig4<T> jacobi_eig4(T a[4][4]) {
 
 // rotation of the unit quaternion (w, x, y, z)
 template <typename T>
-HOST_DEVICE inline Mat3<T> quat_to_mat(const T q[4]) {
+IK_INLINE Mat3<T> quat_to_mat(const T q[4]) {
   const T w = q[0], x = q[1], y = q[2], z = q[3];
   return {{T(1) - T(2) * (y * y + z * z), T(2) * (x * y - w * z), T(2) * (x * z + w * y),
            T(2) * (x * y + w * z), T(1) - T(2) * (x * x + z * z), T(2) * (y * z - w * x),
@@ -458,7 +470,7 @@ HOST_DEVICE inline Mat3<T> quat_to_mat(const T q[4]) {
 
 // ∂L/∂q of quat_to_mat
 template <typename T>
-HOST_DEVICE inline void quat_to_mat_vjp(const T q[4], const Mat3<T>& g, T gq[4]) {
+IK_INLINE void quat_to_mat_vjp(const T q[4], const Mat3<T>& g, T gq[4]) {
   const T w = q[0], x = q[1], y = q[2], z = q[3];
   const T* G = g.m;
   gq[0] = T(2) * (-z * G[1] + y * G[2] + z * G[3] - x * G[5] - y * G[6] + x * G[7]);
@@ -480,7 +492,7 @@ constexpr double kNewtonMinCofactor = 1e-3;
 constexpr int kNewtonMaxSteps = 32;
 
 template <typename T>
-HOST_DEVICE inline T det3(const Mat3<T>& a) {
+IK_INLINE T det3(const Mat3<T>& a) {
   return a.m[0] * (a.m[4] * a.m[8] - a.m[5] * a.m[7]) - a.m[1] * (a.m[3] * a.m[8] - a.m[5] * a.m[6]) +
          a.m[2] * (a.m[3] * a.m[7] - a.m[4] * a.m[6]);
 }
@@ -575,7 +587,7 @@ HOST_DEVICE inline Eig4<T> pelvis_eig(const Mat3<T>& S, T inv_scale) {
 }
 
 template <typename T>
-HOST_DEVICE inline void top_quat(const Eig4<T>& e, T q[4]) {
+IK_INLINE void top_quat(const Eig4<T>& e, T q[4]) {
   for (int k = 0; k < 4; ++k) q[k] = e.vec[k][e.top];
 }
 
@@ -673,7 +685,7 @@ HOST_DEVICE inline void pelvis_vjp(const Vec3<T> t[3], const Vec3<T> p[3], const
 //           s = n |t| / |n| (0 if n = 0): if |target − s| > f, target = s.
 
 template <typename T, Mode M>
-HOST_DEVICE inline Vec3<T> ik_target(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> qi, T tn, T fallback, bool& stray) {
+IK_INLINE Vec3<T> ik_target(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> qi, T tn, T fallback, bool& stray) {
   const Vec3<T> naive = Pc - Pi;
   stray = false;
   if (M == Mode::kNaive) return naive;
@@ -681,7 +693,8 @@ HOST_DEVICE inline Vec3<T> ik_target(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> qi, T tn, T
   if (M == Mode::kAdaptive) return adaptive;
   const T nn = norm(naive);
   const Vec3<T> scaled = nn != T(0) ? (tn / nn) * naive : Vec3<T>{0, 0, 0};
-  stray = norm(adaptive - scaled) > fallback;
+  const Vec3<T> d = adaptive - scaled;
+  stray = dot(d, d) > fallback * fallback;  // |d| > f (f >= 0) without a square root on the chain
   return stray ? scaled : adaptive;
 }
 
@@ -689,7 +702,7 @@ HOST_DEVICE inline Vec3<T> ik_target(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> qi, T tn, T
 // The rescaled naive target s = n |t| / |n| has
 //   gn = (|t|/|n|)(g − n̂ (n̂·g)),   gt = t̂ (n̂·g)   (0 where t = 0 or n = 0).
 template <typename T, Mode M>
-HOST_DEVICE inline void ik_target_vjp(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> t, T tn, bool stray, Vec3<T> g,
+IK_INLINE void ik_target_vjp(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> t, T tn, bool stray, Vec3<T> g,
                                       Vec3<T>& gPc, Vec3<T>& gPi, Vec3<T>& gqi, Vec3<T>& gt) {
   if (M == Mode::kNaive) {
     gPc += g;
@@ -728,17 +741,17 @@ template <typename S> using opmath_t = double;
 
 // row j of an (n, 3) array, converted to the compute type
 template <typename T, typename S>
-HOST_DEVICE inline Vec3<T> load_vec(const S* x, int j) {
+IK_INLINE Vec3<T> load_vec(const S* x, int j) {
   return {T(x[3 * j]), T(x[3 * j + 1]), T(x[3 * j + 2])};
 }
 // P[j] as the reference re-roots it: joints[j] − joints[0]
 template <typename T, typename S>
-HOST_DEVICE inline Vec3<T> rerooted(const S* joints, int j) {
+IK_INLINE Vec3<T> rerooted(const S* joints, int j) {
   return load_vec<T>(joints, j) - load_vec<T>(joints, 0);
 }
 
 template <typename T, typename S>
-HOST_DEVICE inline void pelvis_vectors(const S* joints, const S* rest, Vec3<T> t[3], Vec3<T> p[3]) {
+IK_INLINE void pelvis_vectors(const S* joints, const S* rest, Vec3<T> t[3], Vec3<T> p[3]) {
   constexpr Topology topo = topology();
   const Vec3<T> P0 = rerooted<T>(joints, 0);
   for (int k = 0; k < kNumPelvisChildren; ++k) {
@@ -759,7 +772,7 @@ template <typename T> struct Bone {
 };
 
 template <typename T, typename S>
-HOST_DEVICE inline Bone<T> bone(const S* twist, const S* rest, int i) {
+IK_INLINE Bone<T> bone(const S* twist, const S* rest, int i) {
   constexpr Topology topo = topology();
   Bone<T> b;
   b.t = load_vec<T>(rest, topo.ik_child[i]) - load_vec<T>(rest, i);
@@ -783,7 +796,7 @@ template <typename T> struct JointTape {
 // are stored there (24 x 9); with tape non-null (the backward) each joint's
 // step is recorded there (entries 1..23).
 template <typename S, Mode M, typename T = opmath_t<S>>
-HOST_DEVICE inline void ik_tree(const S* joints, const S* twist, const S* rest, T fallback, Mat3<T>* G,
+IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallback, Mat3<T>* G,
                                 Vec3<T>* q, S* rot, JointTape<T>* tape) {
   constexpr Topology topo = topology();
   const T eps = T(machine_eps<S>());
