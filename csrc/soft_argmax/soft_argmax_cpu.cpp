@@ -40,6 +40,10 @@
 #include <limits>
 #include <vector>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 namespace hybrik_fast {
 namespace {
 
@@ -50,18 +54,18 @@ constexpr int64_t kBlock = 4096;
 // Cody–Waite range reduction x = n·ln2 + r, |r| <= ln2/2, the degree-6 Cephes
 // polynomial for exp(r) (about 1 ulp, Moshier, "Cephes Math Library", expf.c),
 // and 2^n built in the exponent bits.  n is found with the round-to-nearest
-// "magic number" 1.5·2^23.  Returns 0 below the smallest normal result and
-// keeps NaN (NaN < c is false).
+// "magic number" 1.5·2^23.  Below the smallest normal result (x < −87,
+// including −inf, where the bits above are garbage) it returns 0; NaN stays
+// NaN (NaN < c is false).
 inline __attribute__((always_inline)) float exp_nonpos(float x) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693359375f;
   constexpr float kLn2Lo = -2.12194440e-4f;
   constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
   constexpr float kMin = -87.0f;         // exp(-87) ~ 1.6e-38, still normal
-  const float xc = x < kMin ? kMin : x;
-  const float t = xc * kLog2e + kMagic;  // low mantissa bits hold round(xc·log2e)
+  const float t = x * kLog2e + kMagic;  // low mantissa bits hold round(x·log2e)
   const float n = t - kMagic;
-  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -144,6 +148,19 @@ void block_sums(const double* x, const double* wv, const double* hv, int64_t n, 
 void block_grad(const double* x, const double* wv, const double* hv, int64_t n, double hi, double lo,
                 double aw, double ah, double base, double* dx) {
   block_grad_impl(x, wv, hv, n, hi, lo, aw, ah, base, dx);
+}
+
+// A fresh multi-MiB output is first touched by the kernel.  On Linux, ask for
+// transparent huge pages, so that touching it costs one page fault per 2 MiB
+// instead of one per 4 KiB (PyTorch's allocator does the same when
+// THP_MEM_ALLOC_ENABLE=1).  Only a hint: memory already touched is unaffected.
+void advise_huge_pages(void* p, size_t bytes) {
+#ifdef __linux__
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#endif
 }
 
 // How a row is cut into blocks: `rows` h-rows of W voxels each, never
@@ -322,6 +339,7 @@ at::Tensor soft_argmax3d_bwd_cpu(const at::Tensor& grad_coords, const at::Tensor
   const at::Tensor c = coords.to(acc).contiguous();
   const at::Tensor l = lse.to(at::kDouble).contiguous();
   at::Tensor dx = at::empty(x.sizes(), x.options());
+  advise_huge_pages(dx.data_ptr(), dx.nbytes());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_argmax3d_bwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     backward_kernel<scalar_t>(g.const_data_ptr<acc_t>(), x.const_data_ptr<scalar_t>(), c.const_data_ptr<acc_t>(),
