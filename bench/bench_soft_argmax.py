@@ -10,12 +10,15 @@ reads x and writes dx, forward+backward moves 3·|x|.
 The script form prints one table with ms, GB/s, the bandwidth of a plain
 large tensor copy measured in the same run, the fused fwd+bwd bandwidth as a
 fraction of it, and the peak memory of fwd+bwd (CPU: the growth of the
-process's peak resident set over the live input, via /proc/self/clear_refs;
-CUDA: torch.cuda.max_memory_allocated over the input).  No timing is asserted.
+process's peak resident set over the live input, via /proc/self/clear_refs,
+with glibc told to mmap every block of 1 MiB or more so that freed tensors
+leave the resident set at once; CUDA: torch.cuda.max_memory_allocated over
+the input).  No timing is asserted.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import platform
 import subprocess
@@ -104,12 +107,16 @@ def test_soft_argmax3d(benchmark, inputs, backend, pass_):
 
 # ------------------------------------------------------------------ script
 
-def copy_gbps(n: int, device: str, repeat: int = 5) -> float:
-    """Bandwidth of y.copy_(x) for n floats: bytes read + written per second."""
+def copy_gbps(n: int, device: str, repeat: int = 5) -> tuple[float, float]:
+    """Bandwidth of y.copy_(x) into a ready y, and of x.clone() (a fresh
+    output, as every op here allocates one) for n floats: bytes read +
+    written per second."""
     x = torch.rand(n, device=device)
     y = torch.empty_like(x)
-    ms = best_ms(lambda: None, lambda _: y.copy_(x), device, repeat)
-    return 2 * x.numel() * 4 / ms / 1e6
+    copy = best_ms(lambda: None, lambda _: y.copy_(x), device, repeat)
+    del y
+    clone = best_ms(lambda: None, lambda _: x.clone(), device, repeat)
+    return 2 * x.numel() * 4 / copy / 1e6, 2 * x.numel() * 4 / clone / 1e6
 
 
 def peak_bytes(backend: str, x: torch.Tensor, g: torch.Tensor) -> int:
@@ -157,9 +164,12 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args(argv)
     dev = args.device
+    if dev == "cpu":
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: see peak_bytes
     print(describe(dev))
-    copy = copy_gbps(max(args.batches) * K * D * H * W, dev)
-    print(f"plain copy (x.copy_ of the largest input): {copy:.1f} GB/s\n")
+    copy, clone = copy_gbps(max(args.batches) * K * D * H * W, dev)
+    print(f"plain copy of the largest input: y.copy_(x) {copy:.1f} GB/s, x.clone() {clone:.1f} GB/s; "
+          "f+b/copy below is against y.copy_(x)\n")
     print(f"{'B':>3} {'backend':>9} {'fwd ms':>9} {'bwd ms':>9} {'f+b ms':>9} {'fwd GB/s':>9} "
           f"{'bwd GB/s':>9} {'f+b GB/s':>9} {'f+b/copy':>9} {'peak MB':>9}")
     for B in args.batches:
