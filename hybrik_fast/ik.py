@@ -113,12 +113,16 @@ def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tens
     if joints.dtype not in _FUSED_DTYPES:  # float16, bfloat16: the kernels take float32 and float64
         return hybrik_ik(joints.float(), twist.float(), rest_joints.float(), mode, fallback,
                          impl).to(joints.dtype)
-    if not (torch.is_grad_enabled()
-            and (joints.requires_grad or twist.requires_grad or rest_joints.requires_grad)):
-        # nothing to differentiate: skip the custom op's Python layer (~10 µs a call)
-        code, f = _mode_code(mode, fallback)
-        return torch.ops.hybrik_fast_C.hybrik_ik_fwd(joints, twist, rest_joints, code, f)
-    return torch.ops.hybrik_fast.hybrik_ik(joints, twist, rest_joints, mode, fallback)
+    if torch.compiler.is_compiling():
+        # torch.compile / torch.export trace the custom op (fake impl + autograd formula)
+        return torch.ops.hybrik_fast.hybrik_ik(joints, twist, rest_joints, mode, fallback)
+    # eager: the same kernels behind a C++ autograd node, no Python in the
+    # forward or the backward (the custom op's Python layers cost ~10x the
+    # kernel at B = 64); without gradients, the bare forward kernel
+    code, f = _mode_code(mode, fallback)
+    if torch.is_grad_enabled() and (joints.requires_grad or twist.requires_grad or rest_joints.requires_grad):
+        return torch.ops.hybrik_fast_C.hybrik_ik(joints, twist, rest_joints, code, f)
+    return torch.ops.hybrik_fast_C.hybrik_ik_fwd(joints, twist, rest_joints, code, f)
 
 
 # ---------------------------------------------------------------- the operator
@@ -138,6 +142,10 @@ if _ext.C is not None:
         return joints.new_empty(joints.shape[0], NUM_SMPL_JOINTS, 3, 3)
 
     @torch.library.register_fake("hybrik_fast_C::hybrik_ik_fwd")
+    def _(joints, twist, rest_joints, mode, fallback):
+        return joints.new_empty(joints.shape[0], NUM_SMPL_JOINTS, 3, 3)
+
+    @torch.library.register_fake("hybrik_fast_C::hybrik_ik")
     def _(joints, twist, rest_joints, mode, fallback):
         return joints.new_empty(joints.shape[0], NUM_SMPL_JOINTS, 3, 3)
 

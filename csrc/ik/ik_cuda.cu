@@ -64,4 +64,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> hybrik_ik_bwd_cuda(const at::Tens
 TORCH_LIBRARY_IMPL(hybrik_fast_C, CUDA, m) {
   m.impl("hybrik_ik_fwd", &hybrik_fast::ik::hybrik_ik_fwd_cuda);
   m.impl("hybrik_ik_bwd", &hybrik_fast::ik::hybrik_ik_bwd_cuda);
+  m.impl("hybrik_ik", &hybrik_fast::ik::hybrik_ik_fwd_cuda);  // below autograd (inference mode)
 }
