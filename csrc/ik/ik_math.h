@@ -67,6 +67,19 @@ HOST_DEVICE constexpr Topology topology() {
       /*pelvis_children=*/{3, 1, 2}};
 }
 
+// has_rotating_child(i): some joint 1..23 hangs from i (false for 10, 11, 15,
+// 22, 23, whose children are leaves), derived from the parents above
+struct ChildFlags {
+  bool has_rotating_child[kNumSmplJoints];
+};
+
+HOST_DEVICE constexpr ChildFlags child_flags() {
+  ChildFlags f{};
+  const Topology topo = topology();
+  for (int j = 1; j < kNumSmplJoints; ++j) f.has_rotating_child[topo.parent[j]] = true;
+  return f;
+}
+
 // The target rule is a compile-time parameter: each mode becomes its own
 // straight-line loop over the tree, with no runtime branch on the mode per
 // joint, and the naive mode drops the reconstructed-joint bookkeeping (q and
@@ -684,15 +697,21 @@ HOST_DEVICE inline void pelvis_vjp(const Vec3<T> t[3], const Vec3<T> p[3], const
 // fallback: with n = P[c] − P[i] and the rescaled naive target
 //           s = n |t| / |n| (0 if n = 0): if |target − s| > f, target = s.
 
+// n |t| / |n|, the naive target rescaled to the rest bone length (0 if n = 0)
+template <typename T>
+IK_INLINE Vec3<T> rescaled_naive(Vec3<T> naive, T tn) {
+  const T nn = norm(naive);
+  return nn != T(0) ? (tn / nn) * naive : Vec3<T>{0, 0, 0};
+}
+
+// the target from P[c], the naive target n = P[c] − P[i], its rescaled
+// version s (fallback mode only) and q[i] (adaptive modes only)
 template <typename T, Mode M>
-IK_INLINE Vec3<T> ik_target(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> qi, T tn, T fallback, bool& stray) {
-  const Vec3<T> naive = Pc - Pi;
+IK_INLINE Vec3<T> ik_target(Vec3<T> Pc, Vec3<T> naive, Vec3<T> scaled, Vec3<T> qi, T fallback, bool& stray) {
   stray = false;
   if (M == Mode::kNaive) return naive;
   const Vec3<T> adaptive = Pc - qi;
   if (M == Mode::kAdaptive) return adaptive;
-  const T nn = norm(naive);
-  const Vec3<T> scaled = nn != T(0) ? (tn / nn) * naive : Vec3<T>{0, 0, 0};
   const Vec3<T> d = adaptive - scaled;
   stray = dot(d, d) > fallback * fallback;  // |d| > f (f >= 0) without a square root on the chain
   return stray ? scaled : adaptive;
@@ -784,7 +803,8 @@ IK_INLINE Bone<T> bone(const S* twist, const S* rest, int i) {
 // What the backward needs of joint i's forward step, recorded by ik_tree so
 // that the reverse sweep does not recompute the swing and twist.
 template <typename T> struct JointTape {
-  Mat3<T> W, V;   // swing and twist rotations, R[i] = W V
+  Mat3<T> W, V;   // swing and twist rotations
+  Mat3<T> R;      // local rotation W V
   Vec3<T> x, p;   // target and its parent-frame version G[pa]ᵀ x
   Swing<T> sw;
   Twist<T> tw;
@@ -803,11 +823,14 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
   Mat3<T> V[kNumSmplJoints];   // twist rotations
   Vec3<T> tb[kNumSmplJoints];  // rest bones and their lengths
   T tn[kNumSmplJoints];
+  Vec3<T> naive[kNumSmplJoints], scaled[M == Mode::kAdaptiveFallback ? kNumSmplJoints : 1];
   for (int i = 1; i < kNumSmplJoints; ++i) {
     const Bone<T> b = bone<T>(twist, rest, i);
     V[i] = twist_matrix(b.twist);
     tb[i] = b.t;
     tn[i] = b.tn;
+    naive[i] = rerooted<T>(joints, topo.ik_child[i]) - rerooted<T>(joints, i);
+    if (M == Mode::kAdaptiveFallback) scaled[i] = rescaled_naive(naive[i], b.tn);
     if (tape != nullptr) tape[i].tw = b.twist;
   }
 
@@ -821,8 +844,9 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
     const int pa = topo.parent[i], c = topo.ik_child[i];
     if (is_adaptive(M)) q[i] = q[pa] + mv(G[pa], load_vec<T>(rest, i) - load_vec<T>(rest, pa));
     bool stray;
-    const Vec3<T> x = ik_target<T, M>(rerooted<T>(joints, c), rerooted<T>(joints, i),
-                                      is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, tn[i], fallback, stray);
+    const Vec3<T> x = ik_target<T, M>(rerooted<T>(joints, c), naive[i],
+                                      M == Mode::kAdaptiveFallback ? scaled[i] : Vec3<T>{0, 0, 0},
+                                      is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, fallback, stray);
     const Vec3<T> p = mtv(G[pa], x);
     const Swing<T> sw = swing_parts(tb[i], tn[i], p, eps);
     const Mat3<T> W = swing_matrix(sw, tb[i]);
@@ -833,6 +857,7 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
     if (tape != nullptr) {
       tape[i].W = W;
       tape[i].V = V[i];
+      tape[i].R = R;
       tape[i].x = x;
       tape[i].p = p;
       tape[i].sw = sw;
@@ -885,6 +910,7 @@ HOST_DEVICE inline void ik_backward_sample(const S* grad_rot, const S* joints, c
                                            double fallback, S* grad_joints, S* grad_twist, S* grad_rest) {
   using T = opmath_t<S>;
   constexpr Topology topo = topology();
+  constexpr ChildFlags flags = child_flags();
   constexpr int NQ = is_adaptive(M) ? kNumSmplJoints : 1;
   Mat3<T> G[kNumSmplJoints];
   Vec3<T> q[NQ];
@@ -906,8 +932,10 @@ HOST_DEVICE inline void ik_backward_sample(const S* grad_rot, const S* joints, c
 
     Mat3<T> gR;
     for (int k = 0; k < 9; ++k) gR.m[k] = T(grad_rot[9 * i + k]);
-    gR += mm_tn(G[pa], gG[i]);
-    gG[pa] += mm_nt(gG[i], mm(tp.W, tp.V));
+    if (flags.has_rotating_child[i]) {  // else gG[i] = 0
+      gR += mm_tn(G[pa], gG[i]);
+      gG[pa] += mm_nt(gG[i], tp.R);
+    }
 
     Vec3<T> gt{0, 0, 0}, gp{0, 0, 0};
     T ga = 0, gb = 0;
