@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 
 import numpy as np
 import scipy.sparse
 import torch
 
 from . import skeleton
+from ._io import atomic_write
 from ._validate import check_same, check_tensor
 from .reference.kinematics import rigid_transforms
 
@@ -281,7 +281,7 @@ class BodyModel(torch.nn.Module):
         ``.pkl``: a plain pickled dict of numpy arrays with J_regressor as
         scipy.sparse csc (what ``smplx.SMPL`` reads); ``.npz``: the same
         arrays, J_regressor dense.  The file is written to a temporary file
-        in the same directory and moved into place with ``os.replace``.
+        in the same directory and moved into place (:func:`atomic_write`).
         """
         path = os.fspath(path)
         suffix = os.path.splitext(path)[1].lower()
@@ -289,22 +289,15 @@ class BodyModel(torch.nn.Module):
             raise ValueError(f"{path}: cannot save a body model with this suffix; "
                              f"use one of {SUFFIXES}")
         arrays = self.arrays()
-        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-",
-                                   dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                if suffix == ".pkl":
-                    arrays["J_regressor"] = scipy.sparse.csc_matrix(arrays["J_regressor"])
-                    pickle.dump(arrays, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                else:
-                    np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+
+        def write(fh):
+            if suffix == ".pkl":
+                arrays["J_regressor"] = scipy.sparse.csc_matrix(arrays["J_regressor"])
+                pickle.dump(arrays, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            else:
+                np.savez(fh, **arrays)
+
+        atomic_write(path, write)
 
     # ---------------------------------------------------------------- model
     @classmethod

@@ -57,7 +57,6 @@ from __future__ import annotations
 import math
 import operator
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 
@@ -69,6 +68,7 @@ from .. import camera
 from ..body import BodyModel
 from ..poses import axis_angle_to_matrix, sample_axis_angles
 from ..skeleton import IK_CHILD, NUM_BETAS, NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST
+from .._io import atomic_write
 from .common import SAMPLE_KEYS, normalize_image
 from .render import draw_mesh, render_mesh, to_pixels  # noqa: F401  (draw_mesh re-exported)
 
@@ -450,13 +450,5 @@ class SyntheticHumans(torch.utils.data.Dataset):
                 warnings.warn(f"unreadable cache file {path} ({type(e).__name__}: {e}); "
                               "regenerating it", RuntimeWarning, stacklevel=3)
         arrays = self.arrays(index)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", prefix=".tmp-", dir=self.cache_dir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
         return arrays
