@@ -5,7 +5,7 @@ counts the bytes a fused kernel must move at least: forward reads x, backward
 reads x and writes dx, forward+backward moves 3·|x|.
 
     pytest bench/bench_soft_argmax.py              # pytest-benchmark table
-    python bench/bench_soft_argmax.py [--device cuda] [--batches 1 8 32]
+    python bench/bench_soft_argmax.py [--device cuda] [--batches 1 8 32] [--threads N]
 
 The script form prints one table with ms, GB/s, the bandwidth of a plain
 large tensor copy measured in the same run, the fused fwd+bwd bandwidth as a
@@ -162,7 +162,10 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dev = args.device
     if dev == "cpu":
         ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: see peak_bytes

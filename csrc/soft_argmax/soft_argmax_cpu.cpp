@@ -181,6 +181,41 @@ struct Blocking {
   }
 };
 
+// Half and BFloat16 <-> float over one block, vectorised: fp16 with c10's
+// branch-free bit conversions, bf16 as the upper half of a float's bits,
+// rounded to nearest even on the way back with NaN kept a quiet NaN, exactly
+// as c10::BFloat16 does.
+typedef uint16_t __attribute__((may_alias)) u16_alias;
+
+HF_MULTIVERSION void to_float(const at::Half* x, int64_t n, float* out) {
+  const u16_alias* h = reinterpret_cast<const u16_alias*>(x);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = c10::detail::fp16_ieee_to_fp32_value(h[i]);
+}
+HF_MULTIVERSION void from_float(const float* x, int64_t n, at::Half* out) {
+  u16_alias* h = reinterpret_cast<u16_alias*>(out);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) h[i] = c10::detail::fp16_ieee_from_fp32_value(x[i]);
+}
+HF_MULTIVERSION void to_float(const at::BFloat16* x, int64_t n, float* out) {
+  const u16_alias* b = reinterpret_cast<const u16_alias*>(x);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(b[i]) << 16;
+    std::memcpy(&out[i], &bits, sizeof bits);
+  }
+}
+HF_MULTIVERSION void from_float(const float* x, int64_t n, at::BFloat16* out) {
+  u16_alias* b = reinterpret_cast<u16_alias*>(out);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &x[i], sizeof bits);
+    const uint16_t rounded = static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+    b[i] = x[i] != x[i] ? uint16_t(0x7FC0) : rounded;
+  }
+}
+
 // The block as acc_t: a pointer into x itself when the dtypes agree, else the
 // block converted into `buf`.
 template <typename scalar_t, typename acc_t>
@@ -188,7 +223,7 @@ inline const acc_t* as_acc(const scalar_t* x, int64_t n, acc_t* buf) {
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
     return x;
   } else {
-    for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<acc_t>(x[i]);
+    to_float(x, n, buf);
     return buf;
   }
 }
@@ -284,7 +319,7 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
             block_grad(xb, blk.wv.data(), blk.hv.data(), n, hi, lo, aw, ah, base, dx + off);
           } else {
             block_grad(xb, blk.wv.data(), blk.hv.data(), n, hi, lo, aw, ah, base, out.data());
-            for (int64_t i = 0; i < n; ++i) dx[off + i] = static_cast<scalar_t>(out[i]);
+            from_float(out.data(), n, dx + off);
           }
         }
       }
