@@ -1,7 +1,7 @@
 // HybrIK inverse kinematics, per sample: the maths shared by the CPU loop
 // (ik_cpu.cpp) and the CUDA kernel (ik_cuda_kernel.cuh).
 //
-// Everything here is a IK_INLINE function on one sample's raw,
+// Everything here is a HOST_DEVICE inline function on one sample's raw,
 // contiguous data, so the CPU tests exercise exactly the code the GPU runs.
 // The semantics are those of hybrik_fast/reference/kinematics.py (its module
 // docstring is the specification); the paper is Li et al., "HybrIK", CVPR
@@ -14,9 +14,11 @@
 //   rot     R  24 x 3x3  local rotations, root first
 //
 // Contents: small vector algebra; the topology; swing, twist, the pelvis
-// (Horn's quaternion method) and the target rule, each as a forward and a
-// vector-Jacobian product (VJP); the per-sample drivers ik_forward_sample and
-// ik_backward_sample.
+// (Horn's quaternion method: Newton on the characteristic polynomial, cyclic
+// Jacobi where that is ill-conditioned) and the target rule, each as a
+// forward and a vector-Jacobian product (VJP); the per-sample drivers
+// ik_forward_sample and ik_backward_sample.  All arithmetic is float64 (see
+// opmath_t).
 #pragma once
 
 #include <cmath>
@@ -373,10 +375,12 @@ IK_INLINE void twist_vjp(const Twist<T>& w, const Mat3<T>& gR, Vec3<T>& gt, T& g
 //       [ Szx−Sxz     Sxy+Syx      −Sxx+Syy−Szz   Syz+Szy     ]
 //       [ Sxy−Syx     Szx+Sxz       Syz+Szy      −Sxx−Syy+Szz ].
 // Its eigenvalues are ±σ1 ± σ2 ± d σ3 (d = det(V Uᵀ), even numbers of minus
-// signs), so the top one is simple, and q equals the SVD answer
-// V diag(1, 1, d) Uᵀ, whenever σ2 > 0 (rank(S) >= 2), e.g. also when one
-// pelvis child has zero length.  The eigenvectors come from cyclic Jacobi
-// sweeps (Golub & Van Loan, Matrix Computations, §8.5) on N / max|S|.
+// signs), so the top one, σ1 + σ2 + d σ3, is simple and q equals the SVD
+// answer V diag(1, 1, d) Uᵀ whenever σ2 + d σ3 > 0, which is when that answer
+// is unique, e.g. also when one pelvis child has zero length (σ3 = 0).  The
+// top eigenvector comes from Newton on the characteristic polynomial
+// (horn_top_newton) or, where that is ill-conditioned, from cyclic Jacobi
+// sweeps (Golub & Van Loan, Matrix Computations, §8.5), both on N / max|S|.
 // S = 0 gives the identity; a non-finite S gives NaN.
 
 constexpr int kJacobiMaxSweeps = 16;
