@@ -32,6 +32,11 @@ Conventions (the fused kernels reproduce these exactly)
     * twist(k, φ) = I + s [k]× + (1 − c) [k]×² with (c, s) = Φ_i / |Φ_i|; the
       identity if Φ_i = (0, 0) or t = 0.
     * NaN in a sample gives NaN in that sample only.
+    * Precision: the IK runs in float64 whatever the input dtype and rounds
+      its result once to that dtype (the half-turn threshold keeps the input
+      dtype's ε).  In float32 the recursion's rounding compounds down the
+      tree and through the pelvis SVD to ~1e-5 in distal rotations; the fused
+      kernels compute in float64 for the same reason.
 """
 from __future__ import annotations
 
@@ -56,13 +61,14 @@ def _eye_like(x: torch.Tensor) -> torch.Tensor:
     return torch.eye(3, dtype=x.dtype, device=x.device).expand(*x.shape[:-1], 3, 3)
 
 
-def swing_rotation(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+def swing_rotation(t: torch.Tensor, p: torch.Tensor, eps: float | None = None) -> torch.Tensor:
     """Minimal rotation taking direction t to direction p.
 
     t, p: (…, 3), any length.  Returns (…, 3, 3).  See the module docstring
-    for the antiparallel and zero-length conventions.
+    for the antiparallel and zero-length conventions; ``eps`` is the machine
+    epsilon of the half-turn threshold (default: that of t's dtype).
     """
-    eps = torch.finfo(t.dtype).eps
+    eps = torch.finfo(t.dtype).eps if eps is None else eps
     m = torch.linalg.vector_norm(t, dim=-1) * torch.linalg.vector_norm(p, dim=-1)  # (…)
     w = m + (t * p).sum(-1)                                                      # (…)
     v = torch.linalg.cross(t, p, dim=-1)                                         # (…, 3)
@@ -170,8 +176,10 @@ def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tens
     only, None disables) switches a joint of a sample to the naive target when
     the adaptive target strays further than that from it.
     """
-    P = joints - joints[:, :1]                                  # (B, 29, 3)
-    T = rest_joints
+    dtype, eps = joints.dtype, torch.finfo(joints.dtype).eps
+    P = (joints - joints[:, :1]).double()                       # (B, 29, 3)
+    T = rest_joints.double()
+    twist = twist.double()
     G = [pelvis_rotation(P, T)]                                 # global rotations
     R = [G[0]]                                                  # local rotations
     q = [torch.zeros_like(P[:, 0])]                             # reconstructed joints
@@ -192,9 +200,9 @@ def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tens
                 stray = torch.linalg.vector_norm(target - scaled, dim=-1, keepdim=True) > fallback
                 target = torch.where(stray, scaled, target)
         p = (G[pa].transpose(1, 2) @ target[..., None])[..., 0]  # target in parent frame
-        R.append(swing_rotation(t, p) @ twist_rotation(t, twist[:, i - 1]))
+        R.append(swing_rotation(t, p, eps) @ twist_rotation(t, twist[:, i - 1]))
         G.append(G[pa] @ R[i])
-    return torch.stack(R, dim=1)                                # (B, 24, 3, 3)
+    return torch.stack(R, dim=1).to(dtype)                      # (B, 24, 3, 3)
 
 
 def twist_angles(rotmats: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
