@@ -29,6 +29,7 @@ import math
 import os
 import signal
 import time
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -126,7 +127,17 @@ def to_device(batch: dict, device: torch.device) -> dict:
 def batchnorm_state(model: torch.nn.Module) -> list[torch.Tensor]:
     """The running statistics that a forward pass in train mode changes."""
     return [b for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-            for b in (m.running_mean, m.running_var) if b is not None]
+            for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+
+
+def unreached_parameters(model, loss_fn, batch: dict, params: list) -> list:
+    """The parameters that get no gradient from the loss (one forward in eval mode: no
+    dropout draw, no batch-norm update)."""
+    model.eval()
+    loss, _ = loss_fn(model(batch["image"]), batch)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    model.train()
+    return [p for p, g in zip(params, grads) if g is None]
 
 
 def params_finite(model: torch.nn.Module) -> bool:
@@ -135,10 +146,13 @@ def params_finite(model: torch.nn.Module) -> bool:
 
 
 def param_checksum(model: torch.nn.Module) -> str:
-    """sha256 of every parameter's bytes: equal iff the parameters are bit-identical."""
+    """sha256 of every parameter's bytes: equal iff the parameters are bit-identical.
+
+    Buffers are left out: batch-norm running statistics are per rank between
+    DDP's broadcasts (at the start of each forward)."""
     import hashlib
     h = hashlib.sha256()
-    for name, p in sorted(model.state_dict().items()):
+    for name, p in sorted(model.named_parameters()):
         h.update(name.encode())
         h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
@@ -205,11 +219,19 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
     # ---- model, loss, optimiser, schedule
     raw_model = model.to(device) if model is not None else build_model(cfg, device, body)
     loss_fn = (loss_fn if loss_fn is not None else build_loss(cfg)).to(device)
-    train_model = DDP(raw_model, device_ids=[device.index] if device.type == "cuda" else None,
-                      find_unused_parameters=True) if world > 1 else raw_model
     params = [p for p in raw_model.parameters() if p.requires_grad]
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if world > 1:
+        # DDP all-reduces a bucket only when every parameter in it got a gradient, so
+        # parameters the loss never reaches (sigma's head without the Laplace loss) are
+        # frozen first; the optimiser skips them anyway (their grad stays None)
+        probe = to_device(collate([train_set[i] for i in range(B)]), device)
+        for p in unreached_parameters(raw_model, loss_fn, probe, params):
+            p.requires_grad_(False)
+        train_model = DDP(raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        train_model = raw_model
     scheduler = schedule.build(optimizer, cfg, total_steps)
     amp_dtype = autocast_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # bf16 needs none
@@ -315,17 +337,19 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
                 bad_run += 1
                 bad_total += 1
                 if master:
-                    tqdm.write(f"step {step}: non-finite loss/gradient ({loss_value}, {gnorm_value}); "
+                    tqdm.write(f"step {step + 1}: non-finite loss/gradient ({loss_value}, {gnorm_value}); "
                                f"step skipped ({bad_run} in a row, {bad_total} in all)")
                 if bad_run >= cfg.max_bad_steps:
                     bar.close()
                     raise TrainingError(
-                        f"stopping at step {step}: {bad_run} consecutive steps had a non-finite loss "
+                        f"stopping at step {step + 1}: {bad_run} consecutive steps had a non-finite loss "
                         f"or gradient (max_bad_steps={cfg.max_bad_steps}). Nothing was saved from them; "
                         f"the last good checkpoint is {last_path!r}")
             scaler.update()
             lr = scheduler.get_last_lr()[0]
-            scheduler.step()
+            with warnings.catch_warnings():       # a skipped first step: "scheduler before optimizer"
+                warnings.simplefilter("ignore", UserWarning)
+                scheduler.step()
             step += 1
             epoch_step += 1
 
