@@ -270,3 +270,9 @@ def test_ik_bad_dtype_and_mode():
         hybrik_fast.forward_kinematics(torch.zeros(2, 23, 3, 3), T, backend="reference")
     with pytest.raises(TypeError, match=r"\(B, 29, 3\)"):
         hybrik_fast.hybrik_ik(P.numpy(), tw, T, backend="reference")
+
+
+def test_soft_argmax_empty_batch_with_confidence():
+    coords, conf = hybrik_fast.soft_argmax3d(torch.zeros(0, 3, 2, 3, 4), return_confidence=True,
+                                             backend="reference")
+    assert coords.shape == (0, 3, 3) and conf.shape == (0, 3)

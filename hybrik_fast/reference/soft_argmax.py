@@ -32,5 +32,5 @@ def soft_argmax3d(heatmaps: torch.Tensor, return_confidence: bool = False):
     coords = torch.stack([expect(px, W), expect(py, H), expect(pz, D)], dim=-1)  # (B, K, 3)
     if not return_confidence:
         return coords
-    conf = p.detach().reshape(B, K, -1).amax(dim=-1)  # (B, K)
+    conf = p.detach().reshape(B, K, D * H * W).amax(dim=-1)  # (B, K)
     return coords, conf
