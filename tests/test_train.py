@@ -52,7 +52,7 @@ def test_config_layers_preset_yaml_and_overrides(tmp_path):
     path.write_text(yaml.safe_dump({"lr": 0.005, "milestones": [0.5], "batch_size": 8}))
     cfg = make_config("cpu-quick", str(path), ["batch_size=4", "--heatmap-size=[8,16,16]"])
     assert (cfg.lr, cfg.milestones, cfg.batch_size, cfg.heatmap_size) == (0.005, [0.5], 4, [8, 16, 16])
-    assert cfg.backbone == "resnet18" and cfg.image_size == 128           # from the preset
+    assert cfg.backbone == "resnet18" and cfg.image_size == 64            # from the preset
     assert make_config("gpu").backbone == "resnet34" and make_config("gpu").image_size == 256
     assert make_config("gpu").heatmap_size == [64, 64, 64] and make_config("gpu").batch_size == 32
     config.save(cfg, str(tmp_path / "saved.yaml"))
@@ -291,3 +291,54 @@ def test_fused_and_reference_give_the_same_step():
     for name, g in grads["reference"].items():
         err = (grads["fused"][name] - g).norm() / g.norm().clamp_min(1e-12)
         assert err < 1e-4, (name, float(err))
+
+
+def _h36m_root(tmp_path, n=4, corrupt=(1,)):
+    """A Human36M folder in HybrIK's format: n people 5 m away, one image unreadable."""
+    import cv2
+    from hybrik_fast import BodyModel, forward_kinematics
+    from hybrik_fast.poses import axis_angle_to_matrix, sample_axis_angles
+    body = BodyModel.synthetic(dtype=torch.float64)
+    root = tmp_path / "h36m"
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").mkdir()
+    g = torch.Generator().manual_seed(0)
+    images, anns = [], []
+    for k in range(n):
+        aa = sample_axis_angles(1, g, scale=0.5)[0]
+        aa[0] = torch.tensor([math.pi, 0.0, 0.0])
+        betas = torch.zeros(1, 10, dtype=torch.float64)
+        joints = forward_kinematics(axis_angle_to_matrix(aa)[None], body.rest_joints(betas))[0]
+        joints = joints.numpy() + [0.0, 0.0, 5.0]
+        uv = joints[:, :2] / joints[:, 2:] * 1000 + 128
+        lo, hi = uv.min(0), uv.max(0)
+        name = f"img_{k}.png"
+        if k in corrupt:
+            (root / "images" / name).write_bytes(b"not an image")
+        else:
+            cv2.imwrite(str(root / "images" / name), np.full((256, 256, 3), 60 + 40 * k, np.uint8))
+        images.append({"file_name": name, "width": 256, "height": 256,
+                       "cam_param": {"f": [1000.0, 1000.0], "c": [128.0, 128.0]}})
+        anns.append({"bbox": [lo[0] - 5, lo[1] - 5, hi[0] - lo[0] + 10, hi[1] - lo[1] + 10],
+                     "smpl_joints": (joints * 1000).tolist(), "betas": betas[0].tolist(),
+                     "thetas": aa.numpy().tolist()})
+    (root / "annotations" / "Sample_train_protocol_2.json").write_text(
+        json.dumps({"images": images, "annotations": anns}))
+    return root
+
+
+def test_real_loader_unreadable_image_is_skipped_counted_and_named(tmp_path, capsys):
+    """Training and evaluation on the Human36M loader; a corrupt image is skipped, counted, named."""
+    root = _h36m_root(tmp_path)
+    out = tmp_path / "run"
+    with pytest.warns(RuntimeWarning, match="img_1.png"):
+        summary = train(tiny_config(out, data=f"h36m:{root}", val_data=f"h36m:{root}:train",
+                                    train_length=4, max_steps=2))
+    assert summary["skipped_images"] >= 1
+    assert json.loads((out / "metrics.json").read_text())["skipped_images"] == summary["skipped_images"]
+    assert "unreadable images skipped" in capsys.readouterr().out
+    with pytest.warns(RuntimeWarning, match="img_1.png"):
+        assert eval_main(["--checkpoint", str(out / "last.pt"), "--data", f"h36m:{root}:train",
+                          "--batch-size", "2", "--json", str(tmp_path / "e.json")]) == 0
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["samples"] == 4 and math.isfinite(result["mpjpe"]) and math.isfinite(result["pve"])

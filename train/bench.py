@@ -138,6 +138,8 @@ def main(args: argparse.Namespace) -> int:
     report = run("tiny" if args.quick else "cpu-quick", steps=steps, device=args.device, threads=threads)
     print()
     print(format_report(report))
+    if args.quick:
+        print("(--quick: the tiny preset and 2 steps; a smoke test, not a measurement)")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
