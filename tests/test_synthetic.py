@@ -50,6 +50,7 @@ def assert_same(a: dict, b: dict):
     (dict(image_size=0), "image_size must be a positive multiple of 32"),
     (dict(image_size=-64), "image_size must be a positive multiple of 32"),
     (dict(seed=-1), "seed must be an int >= 0"),
+    (dict(max_yaw=200), r"max_yaw must be in \[0, 180\] degrees"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -161,6 +162,23 @@ def test_root_rotation_is_in_the_camera_frame(ds):
     assert xyz[1, 0] > xyz[2, 0] and xyz[16, 0] > xyz[17, 0]    # left hip / shoulder: image right
     assert xyz[24, 1] < xyz[0, 1] < xyz[7, 1]                   # head up, ankles down (y down)
     assert xyz[27, 2] < xyz[7, 2]                               # toes point at the camera
+
+
+def test_max_yaw_limits_the_facing_direction():
+    """max_yaw=0: every body faces the camera (its forward axis, model +z, points
+    along camera −z up to the small tilts); the full circle also shows backs."""
+    def facing(**kw):
+        d = SyntheticHumans("val", length=24, image_size=64, seed=3, **kw)
+        return np.array([d.scene(i).rotmats[0] @ np.array([0.0, 0.0, 1.0]) for i in range(len(d))])
+    assert (facing(max_yaw=0)[:, 2] < -0.7).all()
+    assert (facing()[:, 2] > 0).any()
+
+
+def test_clutter_switch_keeps_the_person():
+    plain = SyntheticHumans("val", length=2, image_size=64, seed=1, clutter=False)
+    busy = SyntheticHumans("val", length=2, image_size=64, seed=1)
+    np.testing.assert_array_equal(plain.scene(1).joints_cam, busy.scene(1).joints_cam)
+    assert not np.array_equal(plain.render(1), busy.render(1))
 
 
 def test_silhouette_covers_the_projected_joints(ds):

@@ -342,3 +342,9 @@ def test_real_loader_unreadable_image_is_skipped_counted_and_named(tmp_path, cap
                           "--batch-size", "2", "--json", str(tmp_path / "e.json")]) == 0
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["samples"] == 4 and math.isfinite(result["mpjpe"]) and math.isfinite(result["pve"])
+
+
+def test_synthetic_options_reach_the_dataset(tmp_path):
+    cfg = tiny_config(tmp_path / "r", synthetic={"clutter": False, "occluders": False, "max_yaw": 30})
+    ds = build_dataset("synthetic", cfg, "val")
+    assert (ds.clutter, ds.occluders, ds.max_yaw) == (False, False, 30.0)

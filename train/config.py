@@ -30,6 +30,7 @@ class Config:
     train_length: int = 2000              # synthetic: images in the training split
     val_length: int = 200                 # synthetic: images in the held-out split
     cache_dir: str = ""                   # synthetic: on-disk cache ("" = none)
+    synthetic: dict = field(default_factory=dict)   # synthetic: SyntheticHumans options (occluders, clutter)
     in_memory: bool = True                # materialise the training set once, before step 1
     num_workers: int = 0                  # DataLoader workers (with in_memory: for the generation only)
     # ---- optimisation

@@ -55,7 +55,7 @@ def build_dataset(spec: str, cfg, split: str = "train", body=None) -> Dataset:
         except ValueError:
             raise DataSpecError(f"synthetic length must be an int, got {parts[1]!r} in {spec!r}") from None
         return data.SyntheticHumans(split=want, length=length, image_size=cfg.image_size,
-                                    seed=cfg.seed, cache_dir=cfg.cache_dir or None)
+                                    seed=cfg.seed, cache_dir=cfg.cache_dir or None, **cfg.synthetic)
     if name in REAL:
         cls_name, held_out = REAL[name]
         root, _, want = rest.partition(":")

@@ -231,8 +231,8 @@ def _random_color(rng: np.random.Generator) -> tuple:
     return tuple(float(c) for c in rng.uniform(0, 255, 3))
 
 
-def background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random background (S, S, 3) uint8: gradient, noise and shapes."""
+def background(rng: np.random.Generator, size: int, shapes: bool = True) -> np.ndarray:
+    """A random background (S, S, 3) uint8: gradient, noise and (if ``shapes``) shapes."""
     c0, c1 = rng.uniform(0, 255, (2, 3)).astype(np.float32)
     angle = rng.uniform(0, 2 * math.pi)
     ramp = np.linspace(-0.5, 0.5, size, dtype=np.float32)
@@ -243,7 +243,7 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
         low = rng.standard_normal((cells, cells, 3), dtype=np.float32)
         image += rng.uniform(10, 80) * cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
     image = np.clip(image, 0, 255).astype(np.uint8)
-    for _ in range(int(rng.integers(0, BACKGROUND_SHAPES + 1))):
+    for _ in range(int(rng.integers(0, BACKGROUND_SHAPES + 1)) if shapes else 0):
         centre = rng.uniform(0, size, 2)
         area = rng.uniform(0.002, 0.1) * size * size
         _fill_shape(rng, image, centre, area, _random_color(rng))
@@ -270,6 +270,10 @@ class SyntheticHumans(torch.utils.data.Dataset):
     split: "train" | "val" (different items for the same seed); length: the
     number of items; image_size: S, a positive multiple of 32; seed: a
     non-negative int; occluders: draw occluders (OCCLUDER_PROB of items);
+    clutter: draw random shapes in the background (off: gradient and noise
+    only, an easier task for short CPU runs); max_yaw: the body turns about
+    the vertical by up to this many degrees either way from facing the camera
+    (180: the full circle);
     cache_dir: a folder for cached items, or None.
 
     ``ds[i]`` is the sample dict of :mod:`hybrik_fast.data.common`:
@@ -280,7 +284,8 @@ class SyntheticHumans(torch.utils.data.Dataset):
     """
 
     def __init__(self, split: str = "train", length: int = 10000, image_size: int = 256,
-                 seed: int = 0, occluders: bool = True, cache_dir=None):
+                 seed: int = 0, occluders: bool = True, clutter: bool = True, max_yaw: float = 180.0,
+                 cache_dir=None):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
         for name, value, ok, want in (
@@ -291,7 +296,10 @@ class SyntheticHumans(torch.utils.data.Dataset):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not ok(value):
                 raise ValueError(f"{name} must be {want}, got {value!r}")
         self.split, self.length, self.image_size = split, int(length), int(image_size)
-        self.seed, self.occluders = int(seed), bool(occluders)
+        self.seed, self.occluders, self.clutter = int(seed), bool(occluders), bool(clutter)
+        if not 0 <= max_yaw <= 180:
+            raise ValueError(f"max_yaw must be in [0, 180] degrees, got {max_yaw!r}")
+        self.max_yaw = float(max_yaw)
         self.body = BodyModel.synthetic(dtype=torch.float64)
         # a copy, not a view: pickling the body for a worker moves its buffers
         self.faces = self.body.faces.numpy().copy()                   # (F, 3)
@@ -302,7 +310,7 @@ class SyntheticHumans(torch.utils.data.Dataset):
             self.cache_dir = os.path.join(
                 os.fspath(cache_dir),
                 f"synthetic-v{FORMAT_VERSION}-{split}-seed{seed}-S{image_size}"
-                f"-occ{int(self.occluders)}")
+                f"-occ{int(self.occluders)}-clutter{int(self.clutter)}-yaw{self.max_yaw:g}")
             os.makedirs(self.cache_dir, exist_ok=True)
 
     def __len__(self) -> int:
@@ -333,6 +341,7 @@ class SyntheticHumans(torch.utils.data.Dataset):
         betas_t = torch.from_numpy(betas)[None]                                  # (1, 10)
         for attempt in range(MAX_POSE_TRIES + 1):
             aa = sample_axis_angles(1, gen, torch.float64, POSE_SCALE)           # (1, 24, 3)
+            aa[0, 0, 1] *= self.max_yaw / 180.0        # the yaw, uniform in ±max_yaw degrees
             if attempt == MAX_POSE_TRIES:      # the rest pose facing the camera always fits
                 aa.zero_()
             rotmats = axis_angle_to_matrix(aa)                                   # (1, 24, 3, 3)
@@ -372,7 +381,7 @@ class SyntheticHumans(torch.utils.data.Dataset):
         scene = self.scene(index) if scene is None else scene
         S = self.image_size
         rng = self._rng(index, "background")
-        image = background(rng, S)
+        image = background(rng, S, shapes=self.clutter)
         light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), -rng.uniform(0.3, 1.5)])
         tint = 1 + TINT * rng.uniform(-1, 1, 3)
         render_mesh(image, scene.vertices_cam, self.faces, self.face_colors * tint, light=light,
