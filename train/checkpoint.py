@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 
 import numpy as np
 import torch
+
+from hybrik_fast._io import atomic_write
 
 FORMAT = "hybrik_fast.train/1"
 REQUIRED = ("model", "step", "epoch", "config")
@@ -68,28 +69,7 @@ def set_rng_state(state: dict) -> None:
 
 def atomic_save(obj, path: str) -> None:
     """``torch.save(obj, path)`` so that ``path`` is either the old file or the complete new one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:                                      # make the rename itself durable
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load(path: str, map_location="cpu") -> dict:
