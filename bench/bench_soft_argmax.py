@@ -107,14 +107,17 @@ def test_soft_argmax3d(benchmark, inputs, backend, pass_):
 
 # ------------------------------------------------------------------ script
 
+def _copy_into_ready_ms(x: torch.Tensor, device: str, repeat: int) -> float:
+    y = torch.empty_like(x)  # allocated and touched once, freed on return
+    return best_ms(lambda: y, lambda out: out.copy_(x), device, repeat)
+
+
 def copy_gbps(n: int, device: str, repeat: int = 5) -> tuple[float, float]:
     """Bandwidth of y.copy_(x) into a ready y, and of x.clone() (a fresh
     output, as every op here allocates one) for n floats: bytes read +
     written per second."""
     x = torch.rand(n, device=device)
-    y = torch.empty_like(x)
-    copy = best_ms(lambda: None, lambda _: y.copy_(x), device, repeat)
-    del y
+    copy = _copy_into_ready_ms(x, device, repeat)
     clone = best_ms(lambda: None, lambda _: x.clone(), device, repeat)
     return 2 * x.numel() * 4 / copy / 1e6, 2 * x.numel() * 4 / clone / 1e6
 

@@ -369,6 +369,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="1 repeat per cell and a 32 MB copy: a smoke test, not a measurement")
 
 
+def write_json(report: dict, path: str) -> None:
+    """Write a report's figures to ``path`` as JSON (for bench/results/)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"\nwrote {path}")
+
+
 def main(args: argparse.Namespace) -> int:
     ops = []
     for name in args.ops.split(","):
@@ -389,8 +397,5 @@ def main(args: argparse.Namespace) -> int:
     print()
     print(format_report(report))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-        print(f"\nwrote {args.json}")
+        write_json(report, args.json)
     return 0

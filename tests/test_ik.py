@@ -4,7 +4,6 @@ Three tiers: float64 gradcheck on tiny inputs; a batch x dtype x mode grid
 against the reference, forward and backward; edge cases (singular bones,
 zero twist, NaN, huge inputs, non-contiguous input, B = 0) and bad input.
 """
-import math
 import os
 import re
 

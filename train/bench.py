@@ -21,8 +21,6 @@ CPU target: fused step time ≤ 0.85 × reference, with lower peak memory.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
 
@@ -141,8 +139,5 @@ def main(args: argparse.Namespace) -> int:
     if args.quick:
         print("(--quick: the tiny preset and 2 steps; a smoke test, not a measurement)")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-        print(f"\nwrote {args.json}")
+        benchmark.write_json(report, args.json)
     return 0

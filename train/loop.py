@@ -22,7 +22,6 @@ Costly points are marked ``# host sync``.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math

@@ -279,6 +279,17 @@ class AnnotatedDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.skipped = 0
 
+    def _init_from_records(self, path, split: str, image_dir, units: str, *, image_size: int,
+                           train: bool | None, body, **kwargs) -> None:
+        """Parse every record of the annotation file ``path`` with the subclass's
+        ``_parse(record, path, i, image_dir, units)`` and initialise;
+        ``train`` defaults to ``split == "train"``."""
+        self.annotation, self.split = path, split
+        records = [self._parse(r, path, i, image_dir, units)
+                   for i, r in enumerate(join_images(load_json(path), path))]
+        AnnotatedDataset.__init__(self, records, image_size=image_size,
+                                  train=split == "train" if train is None else train, body=body, **kwargs)
+
     def __len__(self) -> int:
         return len(self.records)
 

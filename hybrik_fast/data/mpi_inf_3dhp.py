@@ -23,8 +23,8 @@ import os
 import numpy as np
 
 from .annotations import (AnnotatedDataset, AnnotationError, Record, check_finite,
-                          find_annotation, get_array, get_bbox, get_field, join_images,
-                          load_json, project, to_metres)
+                          find_annotation, get_array, get_bbox, get_field,
+                          project, to_metres)
 from .joint_maps import HP3D_17_TO_29, HP3D_28_TO_29, to_29
 
 SPLITS = ("train", "test")
@@ -71,11 +71,8 @@ class MPIINF3DHP(AnnotatedDataset):
         if image_dir is None:
             image_dir = (os.path.join(root, f"mpi_inf_3dhp_{split}_set") if root is not None
                          else os.path.dirname(os.path.abspath(path)))
-        self.annotation, self.split = path, split
-        records = [self._parse(r, path, i, image_dir, units)
-                   for i, r in enumerate(join_images(load_json(path), path))]
-        super().__init__(records, image_size=image_size,
-                         train=split == "train" if train is None else train, body=body, **kwargs)
+        self._init_from_records(path, split, image_dir, units, image_size=image_size, train=train,
+                                body=body, **kwargs)
 
     @staticmethod
     def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:

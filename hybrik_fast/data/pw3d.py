@@ -28,8 +28,8 @@ import numpy as np
 
 from ..skeleton import NUM_BETAS, NUM_SMPL_JOINTS
 from .annotations import (AnnotatedDataset, AnnotationError, Record, check_finite,
-                          find_annotation, get_array, get_bbox, get_field, join_images,
-                          load_json, smpl_joints_29, to_metres, twist_from_annotation)
+                          find_annotation, get_array, get_bbox, get_field,
+                          smpl_joints_29, to_metres, twist_from_annotation)
 
 SPLITS = ("train", "validation", "test")
 
@@ -61,11 +61,8 @@ class PW3D(AnnotatedDataset):
             image_dir = os.path.join(root if root is not None
                                      else os.path.dirname(os.path.dirname(os.path.abspath(path))),
                                      "imageFiles")
-        self.annotation, self.split = path, split
-        records = [self._parse(r, path, i, image_dir, units)
-                   for i, r in enumerate(join_images(load_json(path), path))]
-        super().__init__(records, image_size=image_size,
-                         train=split == "train" if train is None else train, body=body, **kwargs)
+        self._init_from_records(path, split, image_dir, units, image_size=image_size, train=train,
+                                body=body, **kwargs)
 
     @staticmethod
     def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:
