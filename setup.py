@@ -35,7 +35,10 @@ def extension():
     rel = lambda paths: sorted(os.path.relpath(p, ROOT) for p in paths)  # noqa: E731
     cpp = rel(glob.glob(os.path.join(ROOT, "csrc", "**", "*.cpp"), recursive=True))
     cu = rel(glob.glob(os.path.join(ROOT, "csrc", "**", "*.cu"), recursive=True))
-    cxx = ["-O3", "-std=c++17", "-fopenmp"]
+    # -fno-math-errno / -fno-trapping-math: sqrt is one instruction, and loops
+    # with a guarded division (csrc/ik) vectorise; no results change (no
+    # -ffast-math: NaN and inf keep their IEEE semantics)
+    cxx = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
     if use_cuda():
         return cpp_extension.CUDAExtension(
             "hybrik_fast._C", cpp + cu,

@@ -220,10 +220,10 @@ template <typename T> struct Swing {
 };
 
 template <typename T>
-IK_INLINE Swing<T> swing_parts(Vec3<T> t, T tn, Vec3<T> p, T eps) {
+IK_INLINE Swing<T> swing_parts(Vec3<T> t, T tn, Vec3<T> p, T pn, T eps) {
   Swing<T> s;
   s.tn = tn;
-  s.pn = norm(p);
+  s.pn = pn;
   const T m = tn * s.pn;
   s.w = m + dot(t, p);
   s.v = cross(t, p);
@@ -246,8 +246,12 @@ IK_INLINE Vec3<T> smallest_axis(Vec3<T> t) {
   return {T(k == 0), T(k == 1), T(k == 2)};
 }
 
+// R = scale · M: M unnormalised (regular: scale = 1 / n2) or, in the other
+// branches, R itself (scale = 1), so that a caller can multiply by M while
+// the division is in flight
 template <typename T>
-IK_INLINE Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t) {
+IK_INLINE Mat3<T> swing_matrix_scaled(const Swing<T>& s, Vec3<T> t, T& scale) {
+  scale = T(1);
   if (s.branch == SwingBranch::kZero) return eye3<T>();
   if (s.branch == SwingBranch::kHalfTurn) {
     const Vec3<T> u = cross(t, smallest_axis(t));
@@ -260,7 +264,15 @@ IK_INLINE Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t) {
   Mat3<T> r = T(2) * outer(v, v) + (T(2) * s.w) * skew(v);
   const T d = s.w * s.w - dot(v, v);
   r.m[0] += d; r.m[4] += d; r.m[8] += d;
-  return (T(1) / s.n2) * r;
+  scale = T(1) / s.n2;
+  return r;
+}
+
+template <typename T>
+IK_INLINE Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t) {
+  T scale;
+  const Mat3<T> r = swing_matrix_scaled(s, t, scale);
+  return scale * r;
 }
 
 // VJP of swing: given R = swing(t → p) and gR = ∂L/∂R, add ∂L/∂t to gt and
@@ -314,13 +326,15 @@ template <typename T> struct Twist {
   T inv_tn, inv_r;
 };
 
+// inv_tn = 1/|t| and inv_r = 1/|Φ| come from the caller (ik_tree computes
+// them for all joints at once); |Φ| = 0 exactly when 1/|Φ| = inf, since
+// |Φ|² >= the smallest subnormal gives 1/|Φ| < 1e162.
 template <typename T>
-IK_INLINE Twist<T> twist_parts(Vec3<T> t, T tn, T a, T b) {
+IK_INLINE Twist<T> twist_parts(Vec3<T> t, T tn, T inv_tn, T a, T b, T inv_r) {
   Twist<T> w;
-  const T r = sqrt_(a * a + b * b);
-  w.ok = (r != T(0)) && (tn != T(0));
-  w.inv_tn = T(1) / tn;
-  w.inv_r = T(1) / r;
+  w.ok = (inv_r != T(INFINITY)) && (tn != T(0));
+  w.inv_tn = inv_tn;
+  w.inv_r = inv_r;
   w.k = w.inv_tn * t;
   w.c = w.ok ? a * w.inv_r : T(1);
   w.s = w.ok ? b * w.inv_r : T(0);
@@ -701,13 +715,6 @@ HOST_DEVICE inline void pelvis_vjp(const Vec3<T> t[3], const Vec3<T> p[3], const
 // fallback: with n = P[c] − P[i] and the rescaled naive target
 //           s = n |t| / |n| (0 if n = 0): if |target − s| > f, target = s.
 
-// n |t| / |n|, the naive target rescaled to the rest bone length (0 if n = 0)
-template <typename T>
-IK_INLINE Vec3<T> rescaled_naive(Vec3<T> naive, T tn) {
-  const T nn = norm(naive);
-  return nn != T(0) ? (tn / nn) * naive : Vec3<T>{0, 0, 0};
-}
-
 // the target from P[c], the naive target n = P[c] − P[i], its rescaled
 // version s (fallback mode only) and q[i] (adaptive modes only)
 template <typename T, Mode M>
@@ -784,26 +791,6 @@ IK_INLINE void pelvis_vectors(const S* joints, const S* rest, Vec3<T> t[3], Vec3
   }
 }
 
-// Per-joint quantities that do not depend on the tree: the rest bone
-// t = T[c] − T[i], its length, and the twist.  Computed for all joints before
-// the tree walk, so that the walk's serial chain (G[pa] -> p -> swing -> G[i])
-// holds only the swing.
-template <typename T> struct Bone {
-  Vec3<T> t;
-  T tn;
-  Twist<T> twist;
-};
-
-template <typename T, typename S>
-IK_INLINE Bone<T> bone(const S* twist, const S* rest, int i) {
-  constexpr Topology topo = topology();
-  Bone<T> b;
-  b.t = load_vec<T>(rest, topo.ik_child[i]) - load_vec<T>(rest, i);
-  b.tn = norm(b.t);
-  b.twist = twist_parts(b.t, b.tn, T(twist[2 * (i - 1)]), T(twist[2 * (i - 1) + 1]));
-  return b;
-}
-
 // What the backward needs of joint i's forward step, recorded by ik_tree so
 // that the reverse sweep does not recompute the swing and twist.
 template <typename T> struct JointTape {
@@ -824,18 +811,47 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
                                 Vec3<T>* q, S* rot, JointTape<T>* tape) {
   constexpr Topology topo = topology();
   const T eps = T(machine_eps<S>());
+  // Per-joint quantities that do not depend on the tree, computed for all
+  // joints before the walk: the rest bone t = T[c] − T[i] and |t|, the twist
+  // rotation V, the naive target n = P[c] − P[i] and (fallback) its rescaled
+  // version n |t| / |n| (0 if n = 0).  The inputs are first gathered into
+  // arrays so that the square roots and divisions vectorise across joints
+  // instead of queueing on the scalar divider.
+  T bx[kNumSmplJoints], by[kNumSmplJoints], bz[kNumSmplJoints], ca[kNumSmplJoints], cb[kNumSmplJoints];
+  T nx[kNumSmplJoints], ny[kNumSmplJoints], nz[kNumSmplJoints];
+  T tn[kNumSmplJoints], inv_tn[kNumSmplJoints], inv_r[kNumSmplJoints], ks[kNumSmplJoints];
+  for (int i = 1; i < kNumSmplJoints; ++i) {
+    const int c = topo.ik_child[i];
+    const Vec3<T> t = load_vec<T>(rest, c) - load_vec<T>(rest, i);
+    const Vec3<T> n = rerooted<T>(joints, c) - rerooted<T>(joints, i);
+    bx[i] = t.x; by[i] = t.y; bz[i] = t.z;
+    nx[i] = n.x; ny[i] = n.y; nz[i] = n.z;
+    ca[i] = T(twist[2 * (i - 1)]);
+    cb[i] = T(twist[2 * (i - 1) + 1]);
+  }
+#if !defined(__CUDACC__)
+#pragma omp simd
+#endif
+  for (int i = 1; i < kNumSmplJoints; ++i) {
+    tn[i] = sqrt_(bx[i] * bx[i] + by[i] * by[i] + bz[i] * bz[i]);
+    inv_tn[i] = T(1) / tn[i];
+    inv_r[i] = T(1) / sqrt_(ca[i] * ca[i] + cb[i] * cb[i]);
+    if (M == Mode::kAdaptiveFallback) {
+      const T nn = sqrt_(nx[i] * nx[i] + ny[i] * ny[i] + nz[i] * nz[i]);
+      const T k = tn[i] / nn;  // computed unconditionally: the select below vectorises
+      ks[i] = nn != T(0) ? k : T(0);
+    }
+  }
   Mat3<T> V[kNumSmplJoints];   // twist rotations
-  Vec3<T> tb[kNumSmplJoints];  // rest bones and their lengths
-  T tn[kNumSmplJoints];
+  Vec3<T> tb[kNumSmplJoints];  // rest bones
   Vec3<T> naive[kNumSmplJoints], scaled[M == Mode::kAdaptiveFallback ? kNumSmplJoints : 1];
   for (int i = 1; i < kNumSmplJoints; ++i) {
-    const Bone<T> b = bone<T>(twist, rest, i);
-    V[i] = twist_matrix(b.twist);
-    tb[i] = b.t;
-    tn[i] = b.tn;
-    naive[i] = rerooted<T>(joints, topo.ik_child[i]) - rerooted<T>(joints, i);
-    if (M == Mode::kAdaptiveFallback) scaled[i] = rescaled_naive(naive[i], b.tn);
-    if (tape != nullptr) tape[i].tw = b.twist;
+    tb[i] = Vec3<T>{bx[i], by[i], bz[i]};
+    const Twist<T> w = twist_parts(tb[i], tn[i], inv_tn[i], ca[i], cb[i], inv_r[i]);
+    V[i] = twist_matrix(w);
+    naive[i] = Vec3<T>{nx[i], ny[i], nz[i]};
+    if (M == Mode::kAdaptiveFallback) scaled[i] = ks[i] * naive[i];
+    if (tape != nullptr) tape[i].tw = w;
   }
 
   Vec3<T> t0[3], p0[3];
@@ -846,16 +862,32 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
   if (is_adaptive(M)) q[0] = Vec3<T>{0, 0, 0};
   for (int i = 1; i < kNumSmplJoints; ++i) {
     const int pa = topo.parent[i], c = topo.ik_child[i];
-    if (is_adaptive(M)) q[i] = q[pa] + mv(G[pa], load_vec<T>(rest, i) - load_vec<T>(rest, pa));
+    // The serial chain runs G[pa] -> p -> swing -> G[i].  To keep it short,
+    // G[pa] being a rotation: p = G[pa]ᵀ x is formed from q[pa] rather than
+    // q[i] = q[pa] + G[pa] (T[i] − T[pa]), as G[pa]ᵀ (P[c] − q[pa]) − (T[i] − T[pa]);
+    // |p| = |x|; and the swing's 1/n2 is applied after the products.
+    const Vec3<T> Pc = rerooted<T>(joints, c);
+    const Vec3<T> off = load_vec<T>(rest, i) - load_vec<T>(rest, pa);
+    if (is_adaptive(M)) q[i] = q[pa] + mv(G[pa], off);
     bool stray;
-    const Vec3<T> x = ik_target<T, M>(rerooted<T>(joints, c), naive[i],
-                                      M == Mode::kAdaptiveFallback ? scaled[i] : Vec3<T>{0, 0, 0},
+    const Vec3<T> x = ik_target<T, M>(Pc, naive[i], M == Mode::kAdaptiveFallback ? scaled[i] : Vec3<T>{0, 0, 0},
                                       is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, fallback, stray);
-    const Vec3<T> p = mtv(G[pa], x);
-    const Swing<T> sw = swing_parts(tb[i], tn[i], p, eps);
+    Vec3<T> p;
+    if (M == Mode::kNaive) {
+      p = mtv(G[pa], x);
+    } else {
+      p = mtv(G[pa], Pc - q[pa]) - off;
+      if (M == Mode::kAdaptiveFallback) {
+        const Vec3<T> ps = mtv(G[pa], scaled[i]);
+        p = Vec3<T>{stray ? ps.x : p.x, stray ? ps.y : p.y, stray ? ps.z : p.z};
+      }
+    }
+    const Swing<T> sw = swing_parts(tb[i], tn[i], p, norm(x), eps);
+    T scale;
+    const Mat3<T> MV = mm(swing_matrix_scaled(sw, tb[i], scale), V[i]);
+    G[i] = scale * mm(G[pa], MV);
+    const Mat3<T> R = scale * MV;
     const Mat3<T> W = swing_matrix(sw, tb[i]);
-    const Mat3<T> R = mm(W, V[i]);
-    G[i] = mm(G[pa], R);
     if (rot != nullptr)
       for (int k = 0; k < 9; ++k) rot[9 * i + k] = S(R.m[k]);
     if (tape != nullptr) {
