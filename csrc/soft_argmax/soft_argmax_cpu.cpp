@@ -22,8 +22,8 @@
 // Backward reads x once and writes dx once, recomputing p = exp(x − lse).
 // lse is kept in double: at |x| ~ 1e4 a float lse would be off by up to half
 // an ulp (5e-4) and so would every p.  Backward splits it per row into
-// float hi + lo and forms (x − hi) − lo, where x − hi is exact for the x
-// that matter (Sterbenz).
+// float hi + lo and forms exp(x − hi)·exp(−lo), where x − hi is exact for
+// the x that matter (Sterbenz) and exp(−lo) is one per-row factor.
 //
 // Accumulation is in float for fp16/bf16/fp32 and in double for fp64; the
 // outputs coords and conf are in that accumulation dtype (the Python op
@@ -50,13 +50,15 @@ namespace {
 // Voxels per block: 4096 floats = 16 KiB, half of a typical L1 data cache.
 constexpr int64_t kBlock = 4096;
 
-// exp(x) for x <= 0 in float, in a form the compiler vectorises (no libm call):
-// Cody–Waite range reduction x = n·ln2 + r, |r| <= ln2/2, the degree-6 Cephes
-// polynomial for exp(r) (about 1 ulp, Moshier, "Cephes Math Library", expf.c),
-// and 2^n built in the exponent bits.  n is found with the round-to-nearest
-// "magic number" 1.5·2^23.  Below the smallest normal result (x < −87,
-// including −inf, where the bits above are garbage) it returns 0; NaN stays
-// NaN (NaN < c is false).
+// exp(x) for x <= 0 (or barely above) in float, in a form the compiler
+// vectorises (no libm call): Cody–Waite range reduction x = n·ln2 + r,
+// |r| <= ln2/2, a degree-5 polynomial for exp(r) in Horner form (5 FMAs;
+// coefficients fitted for minimax relative error on |r| <= ln2/2: 7.5e-8 in
+// exact arithmetic, 2.1e-7, under 2 ulp, as evaluated in float), and 2^n
+// built in the exponent bits.  n is found with the round-to-nearest "magic
+// number" 1.5·2^23.  Below the smallest normal result (x < −87, including
+// −inf, where the bits above are garbage) it returns 0; NaN stays NaN
+// (NaN < c is false, and NaN·2^n is NaN).
 inline __attribute__((always_inline)) float exp_nonpos(float x) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693359375f;
@@ -66,13 +68,12 @@ inline __attribute__((always_inline)) float exp_nonpos(float x) {
   const float t = x * kLog2e + kMagic;  // low mantissa bits hold round(x·log2e)
   const float n = t - kMagic;
   const float r = (x - n * kLn2Hi) - n * kLn2Lo;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  float p = 8.29765201e-3f;
+  p = p * r + 4.19153832e-2f;
+  p = p * r + 1.66675746e-1f;
+  p = p * r + 4.99988943e-1f;
+  p = p * r + 9.99999702e-1f;
+  p = p * r + 1.00000012e+0f;
   uint32_t ti;
   std::memcpy(&ti, &t, sizeof ti);
   const uint32_t bits = (ti - 0x4B400000u + 127u) << 23;  // 2^n
@@ -114,13 +115,13 @@ inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const
   out[2] = sh;
 }
 
-// dx = exp((x − hi) − lo)·(aw·w + ah·h + base) over one block, lse = hi + lo.
+// dx = exp(x − hi)·(coef + base) over one block, where the caller has folded
+// exp(−lo) (lse = hi + lo) and the per-voxel w, h terms into coef.
 template <typename acc_t>
-inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const acc_t* wv, const acc_t* hv,
-                                                           int64_t n, acc_t hi, acc_t lo, acc_t aw, acc_t ah,
-                                                           acc_t base, acc_t* dx) {
+inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const acc_t* coef, int64_t n,
+                                                           acc_t hi, acc_t base, acc_t* dx) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) dx[i] = exp_nonpos((x[i] - hi) - lo) * (aw * wv[i] + ah * hv[i] + base);
+  for (int64_t i = 0; i < n; ++i) dx[i] = exp_nonpos(x[i] - hi) * (coef[i] + base);
 }
 
 // The float versions are compiled for AVX-512, AVX2+FMA and baseline x86-64
@@ -137,17 +138,15 @@ HF_MULTIVERSION void block_sums(const float* x, const float* wv, const float* hv
                                 float* out) {
   block_sums_impl(x, wv, hv, n, m, out);
 }
-HF_MULTIVERSION void block_grad(const float* x, const float* wv, const float* hv, int64_t n, float hi,
-                                float lo, float aw, float ah, float base, float* dx) {
-  block_grad_impl(x, wv, hv, n, hi, lo, aw, ah, base, dx);
+HF_MULTIVERSION void block_grad(const float* x, const float* coef, int64_t n, float hi, float base, float* dx) {
+  block_grad_impl(x, coef, n, hi, base, dx);
 }
 double block_max(const double* x, int64_t n) { return block_max_impl(x, n); }
 void block_sums(const double* x, const double* wv, const double* hv, int64_t n, double m, double* out) {
   block_sums_impl(x, wv, hv, n, m, out);
 }
-void block_grad(const double* x, const double* wv, const double* hv, int64_t n, double hi, double lo,
-                double aw, double ah, double base, double* dx) {
-  block_grad_impl(x, wv, hv, n, hi, lo, aw, ah, base, dx);
+void block_grad(const double* x, const double* coef, int64_t n, double hi, double base, double* dx) {
+  block_grad_impl(x, coef, n, hi, base, dx);
 }
 
 // A fresh multi-MiB output is first touched by the kernel.  On Linux, ask for
@@ -291,7 +290,10 @@ void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t 
 //
 // Per row the bracket is affine in (w, h, d): aw·w + ah·h + ad·d − C with
 // a_a = g_a/N_a and C = Σ_a g_a (0.5 + c_a), so per block it is
-// aw·w + ah·h_rel + base with base = ah·h0 + ad·d − C.
+// aw·w + ah·h_rel + base with base = ah·h0 + ad·d − C.  With lse = hi + lo
+// (hi in float), p = exp(x − hi)·k with k = exp(−lo), and the kernel forms
+//   dx = exp(x − hi) · (coef + k·base),   coef = k·(aw·w + ah·h_rel),
+// coef being one table per row (the blocks of a row share their w, h_rel).
 template <typename scalar_t>
 void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
                      const at::opmath_type<scalar_t>* coords, const double* lse,
@@ -301,24 +303,25 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
   const int64_t N = D * H * W;
   at::parallel_for(0, R, 1, [&](int64_t begin, int64_t end) {
     constexpr bool same = std::is_same_v<scalar_t, acc_t>;
-    std::vector<acc_t> buf(same ? 0 : blk.len), out(same ? 0 : blk.len);
+    std::vector<acc_t> buf(same ? 0 : blk.len), out(same ? 0 : blk.len), coef(blk.len);
     for (int64_t r = begin; r < end; ++r) {
       const acc_t gx = grad[r * 3 + 0], gy = grad[r * 3 + 1], gz = grad[r * 3 + 2];
       const acc_t aw = gx / W, ah = gy / H, ad = gz / D;
       const acc_t C = gx * (acc_t(0.5) + coords[r * 3 + 0]) + gy * (acc_t(0.5) + coords[r * 3 + 1]) +
                       gz * (acc_t(0.5) + coords[r * 3 + 2]);
       const acc_t hi = static_cast<acc_t>(lse[r]);
-      const acc_t lo = static_cast<acc_t>(lse[r] - static_cast<double>(hi));
+      const acc_t k = static_cast<acc_t>(std::exp(static_cast<double>(hi) - lse[r]));  // exp(−lo)
+      for (int64_t i = 0; i < blk.len; ++i) coef[i] = k * (aw * blk.wv[i] + ah * blk.hv[i]);
       for (int64_t d = 0; d < D; ++d) {
         for (int64_t h0 = 0; h0 < H; h0 += blk.rows) {
           const int64_t n = std::min(blk.rows, H - h0) * W;
           const int64_t off = r * N + (d * H + h0) * W;
           const acc_t* xb = as_acc(x + off, n, buf.data());
-          const acc_t base = ah * h0 + ad * d - C;
+          const acc_t base = k * (ah * h0 + ad * d - C);
           if constexpr (same) {
-            block_grad(xb, blk.wv.data(), blk.hv.data(), n, hi, lo, aw, ah, base, dx + off);
+            block_grad(xb, coef.data(), n, hi, base, dx + off);
           } else {
-            block_grad(xb, blk.wv.data(), blk.hv.data(), n, hi, lo, aw, ah, base, out.data());
+            block_grad(xb, coef.data(), n, hi, base, out.data());
             from_float(out.data(), n, dx + off);
           }
         }
