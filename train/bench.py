@@ -1,10 +1,10 @@
 """``hybrik-fast bench --train``: training step time and peak memory, fused against reference.
 
 The step is the training loop's: forward, HybrIKLoss, backward, gradient
-clipping, Adam step, on one fixed batch of SyntheticHumans images at the
-``cpu-quick`` size (ResNet-18, 128 px, 29×32³ heatmap, batch 32; the
-preset's other model options).  Both backends build the same model from the
-same seed.
+clipping, optimiser step (``loop.build_optimizer``), on one fixed batch of
+SyntheticHumans images at the ``cpu-quick`` size (the preset's backbone,
+image size, heatmap size, batch size and model options; the report's first
+line names them).  Both backends build the same model from the same seed.
 
 Step time: the median of ``steps`` timed steps after 2 warm-up steps; the
 backends alternate step by step, so a change in machine load hits both
@@ -31,7 +31,7 @@ from hybrik_fast.info import git_commit, machine, versions
 
 from . import config
 from .data import build_dataset, collate
-from .loop import autocast_dtype, build_loss, build_model
+from .loop import autocast_dtype, build_loss, build_model, build_optimizer
 
 BACKENDS = ("reference", "fused")
 TARGET_RATIO = 0.85
@@ -73,7 +73,7 @@ def run(preset: str = "cpu-quick", steps: int = 10, device=None, threads: int | 
         c = config.make_config(preset, overrides={"backend": backend, "device": device.type})
         model = build_model(c, device).train()
         loss_fn = build_loss(c).to(device)
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=c.lr)
+        opt = build_optimizer(c, [p for p in model.parameters() if p.requires_grad])
         fns[backend] = _step_fn(model, loss_fn, opt, batch, c, device)
     for _ in range(2):                                        # warm-up
         for backend in BACKENDS:

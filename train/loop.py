@@ -86,6 +86,19 @@ def build_model(cfg: Config, device: torch.device, body=None) -> torch.nn.Module
                  backend=ops_backend(cfg.backend, device), **cfg.model_kwargs).to(device)
 
 
+def build_optimizer(cfg: Config, params: list) -> torch.optim.Optimizer:
+    """Adam or AdamW with torch's fused update (one kernel over all parameters)
+    where it exists for the parameters' device and dtype (CPU and CUDA, torch
+    >= 2.4), else the default implementation.  On CPU it is the difference
+    between 9 ms and 54 ms per step for the cpu-quick model (13.5 M
+    parameters, one thread)."""
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    try:
+        return opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # a device or dtype without the fused kernel
+        return opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def build_loss(cfg: Config) -> torch.nn.Module:
     from hybrik_fast.losses import HybrIKLoss
     return HybrIKLoss(**cfg.loss)
@@ -219,8 +232,7 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
     raw_model = model.to(device) if model is not None else build_model(cfg, device, body)
     loss_fn = (loss_fn if loss_fn is not None else build_loss(cfg)).to(device)
     params = [p for p in raw_model.parameters() if p.requires_grad]
-    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = build_optimizer(cfg, params)
     if world > 1:
         # DDP all-reduces a bucket only when every parameter in it got a gradient, so
         # parameters the loss never reaches (sigma's head without the Laplace loss) are
