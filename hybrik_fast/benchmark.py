@@ -282,15 +282,20 @@ def _fmt(x, spec: str, suffix: str = "") -> str:
     return "-" if x is None else format(x, spec) + suffix
 
 
-def format_report(report: dict) -> str:
-    h = report["header"]
+def header_lines(h: dict) -> list[str]:
+    """The machine, versions, commit, device, dtype, date and load of a :func:`header`."""
     m, v = h["machine"], h["versions"]
-    lines = [
+    return [
         f"machine: {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']}"
         + (f", cuda {m['cuda']}" if m["cuda"] else ""),
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None),
         f"commit: {h['commit'] or 'unknown'}   device: {h['device']}   dtype: {h['dtype']}   {h['date']}"
         + (f"   load {h['load_average']:.1f} at start" if h.get("load_average") is not None else ""),
+    ]
+
+
+def format_report(report: dict) -> str:
+    lines = header_lines(report["header"]) + [
         "ms: median; GB/s: bytes moved / time (module docstring); %copy: share of the copy "
         "bandwidth; x ref: reference time / this time; peak MB: fwd+bwd allocations above the inputs",
     ]

@@ -27,7 +27,6 @@ import time
 import torch
 
 from hybrik_fast import benchmark
-from hybrik_fast.info import git_commit, machine, versions
 
 from . import config
 from .data import build_dataset, collate
@@ -101,9 +100,8 @@ def run(preset: str = "cpu-quick", steps: int = 10, device=None, threads: int | 
             op_rows[f"{name} {backend}"] = {"step_s": seconds, "peak_mb": benchmark.peak_mb(once, device)}
     ref, fused = rows["reference"], rows["fused"]
     return {
-        "header": {"machine": machine(), "versions": versions(), "commit": git_commit(),
-                   "device": str(device), "threads": threads, "preset": preset, "steps": steps,
-                   "config": config.to_dict(cfg)},
+        "header": {**benchmark.header(device, torch.float32), "threads": threads, "preset": preset,
+                   "steps": steps, "config": config.to_dict(cfg)},
         "steps": rows, "ops": op_rows,
         "ratio": {"step_s": fused["step_s"] / ref["step_s"], "peak_mb": fused["peak_mb"] / ref["peak_mb"]},
         "target": {"step_ratio_max": TARGET_RATIO,
@@ -113,7 +111,9 @@ def run(preset: str = "cpu-quick", steps: int = 10, device=None, threads: int | 
 
 
 def format_report(report: dict) -> str:
-    lines = [f"{'':<28}{'step ms':>10}{'peak MB':>10}", "-" * 48]
+    h = report["header"]
+    lines = benchmark.header_lines(h) + [f"preset {h['preset']}, {h['steps']} timed steps per backend", "",
+                                         f"{'':<28}{'step ms':>10}{'peak MB':>10}", "-" * 48]
     for name, r in report["steps"].items():
         lines.append(f"{'train step, ' + name:<28}{1e3 * r['step_s']:>10.1f}{r['peak_mb']:>10.1f}")
     lines.append(f"{'fused / reference':<28}{report['ratio']['step_s']:>10.3f}{report['ratio']['peak_mb']:>10.3f}")
