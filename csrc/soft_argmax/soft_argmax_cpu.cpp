@@ -98,17 +98,32 @@ inline __attribute__((always_inline)) acc_t block_max_impl(const acc_t* x, int64
 }
 
 // Σ e, Σ e·w, Σ e·h over one block, e = exp(x − m); wv/hv are the w index and
-// the h index relative to the block's first h-row, per voxel.
+// the h index relative to the block's first h-row, per voxel.  This pass is
+// arithmetic-bound and runs from cache; while it runs, the next block (next,
+// if not null) is prefetched, one cache line per 16 floats of this one, so
+// that block_max's pass over it, the memory-bound one, finds it in cache.
+constexpr int64_t kPrefetchChunk = 1024;
+
 template <typename acc_t>
 inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const acc_t* wv, const acc_t* hv,
-                                                           int64_t n, acc_t m, acc_t* out /* [3] */) {
+                                                           int64_t n, acc_t m, const acc_t* next,
+                                                           acc_t* out /* [3] */) {
   acc_t s = 0, sw = 0, sh = 0;
-#pragma omp simd reduction(+ : s, sw, sh)
-  for (int64_t i = 0; i < n; ++i) {
-    const acc_t e = exp_nonpos(x[i] - m);
-    s += e;
-    sw += e * wv[i];
-    sh += e * hv[i];
+  for (int64_t c = 0; c < n; c += kPrefetchChunk) {
+    const int64_t end = std::min(n, c + kPrefetchChunk);
+    if (next != nullptr)
+      for (int64_t j = c; j < end; j += 64 / sizeof(acc_t)) __builtin_prefetch(next + j, 0, 3);
+    acc_t cs = 0, csw = 0, csh = 0;
+#pragma omp simd reduction(+ : cs, csw, csh)
+    for (int64_t i = c; i < end; ++i) {
+      const acc_t e = exp_nonpos(x[i] - m);
+      cs += e;
+      csw += e * wv[i];
+      csh += e * hv[i];
+    }
+    s += cs;
+    sw += csw;
+    sh += csh;
   }
   out[0] = s;
   out[1] = sw;
@@ -135,15 +150,16 @@ inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const
 
 HF_MULTIVERSION float block_max(const float* x, int64_t n) { return block_max_impl(x, n); }
 HF_MULTIVERSION void block_sums(const float* x, const float* wv, const float* hv, int64_t n, float m,
-                                float* out) {
-  block_sums_impl(x, wv, hv, n, m, out);
+                                const float* next, float* out) {
+  block_sums_impl(x, wv, hv, n, m, next, out);
 }
 HF_MULTIVERSION void block_grad(const float* x, const float* coef, int64_t n, float hi, float base, float* dx) {
   block_grad_impl(x, coef, n, hi, base, dx);
 }
 double block_max(const double* x, int64_t n) { return block_max_impl(x, n); }
-void block_sums(const double* x, const double* wv, const double* hv, int64_t n, double m, double* out) {
-  block_sums_impl(x, wv, hv, n, m, out);
+void block_sums(const double* x, const double* wv, const double* hv, int64_t n, double m, const double* next,
+                double* out) {
+  block_sums_impl(x, wv, hv, n, m, next, out);
 }
 void block_grad(const double* x, const double* coef, int64_t n, double hi, double base, double* dx) {
   block_grad_impl(x, coef, n, hi, base, dx);
@@ -256,7 +272,11 @@ void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t 
             m = bm;
           }
           acc_t part[3];
-          block_sums(xb, blk.wv.data(), blk.hv.data(), n, m, part);
+          // the next block starts where this one ends (also across d-planes
+          // and rows); prefetching past the tensor's end is harmless
+          const acc_t* next = std::is_same_v<scalar_t, acc_t>
+                                  ? reinterpret_cast<const acc_t*>(xr + (d * H + h0) * W + n) : nullptr;
+          block_sums(xb, blk.wv.data(), blk.hv.data(), n, m, next, part);
           s += part[0];
           sw += part[1];
           sh += part[2] + static_cast<double>(h0) * part[0];
