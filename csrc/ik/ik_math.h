@@ -209,7 +209,9 @@ template <typename T> IK_INLINE Vec3<T> sym_mv(const Mat3<T>& a, Vec3<T> v) {
 //             e the axis of the smallest |t_k| (first on ties)
 //   regular   otherwise.
 // ε is the machine epsilon of the input dtype (the reference's), passed in,
-// since the maths may run in a wider type than the input.
+// since the maths may run in a wider type than the input.  tn = |t| and
+// pn = |p| come from the caller, which has them off its serial chain (ik_tree
+// passes |x| for |G[pa]ᵀ x|, G[pa] being a rotation).
 
 enum class SwingBranch { kZero, kHalfTurn, kRegular };
 
