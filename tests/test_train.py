@@ -18,7 +18,7 @@ from hybrik_fast.train.checkpoint import CheckpointError
 from hybrik_fast.train.config import ConfigError, make_config
 from hybrik_fast.train.data import DataSpecError, build_dataset
 from hybrik_fast.train.evaluate import mean_rotation
-from hybrik_fast.train.loop import TrainingError, train
+from hybrik_fast.train.loop import TrainingError, build_optimizer, train
 from hybrik_fast.train.run import eval_main, train_main
 
 @pytest.fixture(autouse=True)
@@ -114,7 +114,6 @@ def _ckpt(step=1):
 def test_optimizer_is_torch_fused_and_matches_the_default_update(name):
     """build_optimizer takes torch's fused kernel on CPU; its update equals the
     default (foreach) implementation's to rounding (an independent oracle)."""
-    from hybrik_fast.train.loop import build_optimizer
     cfg = make_config("cpu-quick", overrides={"optimizer": name, "lr": 1e-2, "weight_decay": 0.01})
     torch.manual_seed(0)
     ps = [torch.randn(7, 5, requires_grad=True), torch.randn(3, requires_grad=True)]

@@ -76,9 +76,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> hybrik_ik_bwd_cpu(const at::Tenso
                                                                  const at::Tensor& rest_joints, int64_t mode,
                                                                  double fallback) {
   check_ik_inputs(joints, twist, rest_joints, mode);
+  check_ik_grad(grad_rot, joints);
   const int64_t B = joints.size(0);
-  HYBRIK_CHECK_SHAPE(grad_rot, B, 24, 3, 3);
-  TORCH_CHECK(grad_rot.scalar_type() == joints.scalar_type(), "grad_rot must have the dtype of joints");
   const at::Tensor g = grad_rot.contiguous(), j = joints.contiguous(), tw = twist.contiguous(),
                    rest = rest_joints.contiguous();
   at::Tensor gj = at::empty_like(j), gtw = at::empty_like(tw), grest = at::empty_like(rest);

@@ -252,7 +252,7 @@ IK_INLINE Vec3<T> smallest_axis(Vec3<T> t) {
 // branches, R itself (scale = 1), so that a caller can multiply by M while
 // the division is in flight
 template <typename T>
-IK_INLINE Mat3<T> swing_matrix_scaled(const Swing<T>& s, Vec3<T> t, T& scale) {
+IK_INLINE Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t, T& scale) {
   scale = T(1);
   if (s.branch == SwingBranch::kZero) return eye3<T>();
   if (s.branch == SwingBranch::kHalfTurn) {
@@ -268,13 +268,6 @@ IK_INLINE Mat3<T> swing_matrix_scaled(const Swing<T>& s, Vec3<T> t, T& scale) {
   r.m[0] += d; r.m[4] += d; r.m[8] += d;
   scale = T(1) / s.n2;
   return r;
-}
-
-template <typename T>
-IK_INLINE Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t) {
-  T scale;
-  const Mat3<T> r = swing_matrix_scaled(s, t, scale);
-  return scale * r;
 }
 
 // VJP of swing: given R = swing(t → p) and gR = ∂L/∂R, add ∂L/∂t to gt and
@@ -886,14 +879,14 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
     }
     const Swing<T> sw = swing_parts(tb[i], tn[i], p, norm(x), eps);
     T scale;
-    const Mat3<T> MV = mm(swing_matrix_scaled(sw, tb[i], scale), V[i]);
+    const Mat3<T> Wu = swing_matrix(sw, tb[i], scale);  // W = scale · Wu
+    const Mat3<T> MV = mm(Wu, V[i]);
     G[i] = scale * mm(G[pa], MV);
     const Mat3<T> R = scale * MV;
-    const Mat3<T> W = swing_matrix(sw, tb[i]);
     if (rot != nullptr)
       for (int k = 0; k < 9; ++k) rot[9 * i + k] = S(R.m[k]);
     if (tape != nullptr) {
-      tape[i].W = W;
+      tape[i].W = scale * Wu;
       tape[i].V = V[i];
       tape[i].R = R;
       tape[i].x = x;

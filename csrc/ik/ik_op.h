@@ -32,6 +32,13 @@ inline void check_ik_inputs(const at::Tensor& joints, const at::Tensor& twist, c
               mode);
 }
 
+// The backward's incoming gradient: (B, 24, 3, 3), dtype and device of joints.
+inline void check_ik_grad(const at::Tensor& grad_rot, const at::Tensor& joints) {
+  HYBRIK_CHECK_SHAPE(grad_rot, joints.size(0), 24, 3, 3);
+  TORCH_CHECK(grad_rot.scalar_type() == joints.scalar_type() && grad_rot.device() == joints.device(),
+              "grad_rot must have the dtype and device of joints");
+}
+
 // Calls f(std::integral_constant<Mode, M>{}) for the runtime mode.
 template <typename F>
 inline void dispatch_mode(int64_t mode, F&& f) {
