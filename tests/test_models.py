@@ -24,6 +24,9 @@ VARIANTS = {
     "heatmap": dict(head="heatmap", image_size=64, heatmap_size=(8, 16, 16)),
     # (H, W) != S/4: the logits are resampled to 8×12 before the soft-argmax
     "heatmap-resampled": dict(head="heatmap", image_size=64, heatmap_size=(4, 8, 12)),
+    # C4, C3, C2 added into the deconvolution stages (the cpu-quick head)
+    "heatmap-lateral": dict(head="heatmap", image_size=64, heatmap_size=(8, 16, 16), lateral=True,
+                            deconv_channels=32),
     "transformer": dict(head="transformer", image_size=128, **TINY_TRANSFORMER),
     "hmr": dict(head="hmr", image_size=64),
 }
@@ -216,6 +219,33 @@ def test_heatmap_state_dict_layout(body):
     assert model.final_layer.out_channels == 29 * 8
     assert model.decphi.out_features == 46 and model.decsigma.out_features == 29
     assert torch.equal(model.init_cam, torch.tensor([0.9, 0.0, 0.0]))
+
+
+def test_lateral_connections(body):
+    """With its lateral convs zeroed, the lateral head is the plain head with
+    the same weights; the pyramid's last level is the trunk's C5."""
+    kw = dict(head="heatmap", backbone="resnet18", image_size=64, heatmap_size=(8, 16, 16),
+              body=body, backend="reference", deconv_channels=32)
+    torch.manual_seed(0)
+    lateral = build_model(lateral=True, **kw).eval()
+    plain = build_model(**kw).eval()
+    keys = {k for k in lateral.state_dict() if k.startswith("lateral.")}
+    assert keys == {f"lateral.{i}.{p}" for i in range(3) for p in ("weight", "bias")}
+    assert [lateral.lateral[i].in_channels for i in range(3)] == [256, 128, 64]
+    plain.load_state_dict({k: v for k, v in lateral.state_dict().items() if k not in keys})
+    x = images(64)
+    with torch.no_grad():
+        c2, c3, c4, c5 = lateral.preact.pyramid(x)
+        assert [tuple(c.shape[1:]) for c in (c2, c3, c4, c5)] == \
+            [(64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
+        assert torch.equal(c5, lateral.preact(x))
+        uvd_lateral = lateral.predict(x)["uvd"]
+        assert not torch.allclose(uvd_lateral, plain.predict(x)["uvd"], atol=1e-4)
+        for conv in lateral.lateral:
+            conv.weight.zero_()
+            conv.bias.zero_()
+        torch.testing.assert_close(lateral.predict(x)["uvd"], plain.predict(x)["uvd"],
+                                   rtol=0, atol=1e-6)
 
 
 # ----------------------------------------------------------------- weights

@@ -73,7 +73,7 @@ PRESETS: dict[str, dict] = {
     # one process on two torch threads (0.19 s/step against 0.29 s on one).
     "cpu-quick": dict(
         backbone="resnet18", image_size=64, heatmap_size=[16, 16, 16], data="synthetic",
-        model_kwargs={"deconv_channels": 64}, train_length=2000, val_length=200, num_workers=2,
+        model_kwargs={"deconv_channels": 64, "lateral": True}, train_length=2000, val_length=200, num_workers=2,
         batch_size=16, epochs=40, time_budget=270.0, threads=2, optimizer="adam", lr=1e-3,
         schedule="multistep", milestones=[0.8, 0.95], grad_clip=1.0, out="runs/cpu-quick",
     ),

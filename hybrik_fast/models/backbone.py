@@ -105,6 +105,8 @@ class ResNet(nn.Module):
                 blocks.append(block(cin, width, stride=2 if (j == 0 and stage > 1) else 1))
                 cin = width * block.expansion
             setattr(self, f"layer{stage}", nn.Sequential(*blocks))
+        #: channels of C2..C5 (64, 128, 256, 512 for ResNet-18/34; ×4 for ResNet-50)
+        self.stage_channels = tuple(w * block.expansion for w in (64, 128, 256, 512))
         self.out_channels = cin
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -112,11 +114,15 @@ class ResNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S) -> C5 features (B, C, S/32, S/32)."""
+        return self.pyramid(images)[-1]
+
+    def pyramid(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """images (B, 3, S, S) -> [C2, C3, C4, C5], Ck (B, stage_channels[k-2], S/2^k, S/2^k)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(images))))   # (B, 64, S/4, S/4)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
+        c2 = self.layer1(x)
+        c3 = self.layer2(c2)
+        c4 = self.layer3(c3)
+        return [c2, c3, c4, self.layer4(c4)]
 
 
 def build_backbone(name: str) -> ResNet:
