@@ -46,10 +46,10 @@ def _step_fn(model, loss_fn, optimizer, batch, cfg, device):
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             out = model(batch["image"])
             loss, _ = loss_fn(out, batch)
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
         benchmark._sync(device)
         return time.perf_counter() - t0
     return once

@@ -12,11 +12,11 @@ current epoch that the checkpoint says were consumed, and restores every RNG
 (dropout included), so on CPU with a fixed thread count a killed and resumed
 run logs the same per-step losses as an uninterrupted one.
 
-Time budget.  With ``time_budget`` > 0 the run measures its first
-CALIBRATION_STEPS steps and shortens itself (fewer steps, the LR schedule
-rescaled to the new length) so that data generation, training, the final
-evaluation and the artefacts fit in the budget.  The cut is stored in the
-checkpoint, so a resumed run keeps it.
+Time budget.  With ``time_budget`` > 0 the run times CALIBRATION_STEPS steps
+after CALIBRATION_WARMUP (slower: memory first touched) and shortens itself
+(fewer steps, the LR schedule rescaled to the new length) so that data
+generation, training, the final evaluation and the artefacts fit in the
+budget.  The cut is stored in the checkpoint, so a resumed run keeps it.
 
 Costly points are marked ``# host sync``.
 """
@@ -42,7 +42,8 @@ from .data import build_dataset, collate, materialise, skipped_images
 from .evaluate import MeanPoseModel, evaluate, format_table
 
 CSV_NAME = "log.csv"
-CALIBRATION_STEPS = 3
+CALIBRATION_WARMUP = 3    # steps not timed: first-touch page faults, lazy allocations
+CALIBRATION_STEPS = 20    # the steps timed after them
 
 
 class TrainingError(RuntimeError):
@@ -306,7 +307,8 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
 
     # ---- the loop
     bad_run = 0
-    t_last = t_loop = time.time()
+    t_last = time.time()
+    t_calib = None
     calibrate = cfg.time_budget > 0 and "total_steps" not in extra
     while step < total_steps:
         if hasattr(train_set, "set_epoch"):                             # MixedDataset's draw
@@ -329,8 +331,7 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
                 loss, terms = loss_fn(out, batch)
             if step + 1 in cfg.inject_nan_steps:                        # debugging: a NaN loss
                 loss = loss * float("nan")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(loss).backward()                              # .grad is None here
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
             # host sync: one per step.  The loss and the all-reduced gradient
@@ -340,8 +341,10 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
             if finite:
                 scaler.step(optimizer)
                 bad_run = 0
-            else:
-                optimizer.zero_grad(set_to_none=True)
+            # the gradients are freed as soon as they are used, so that the next
+            # forward's activations do not share memory with them (nanoGPT's order)
+            optimizer.zero_grad(set_to_none=True)
+            if not finite:
                 with torch.no_grad():                                   # undo the BN update
                     for b, saved in zip(batchnorm_state(raw_model), bn_before):
                         b.copy_(saved)
@@ -391,8 +394,10 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
                 bar.update(1)
 
             # ---- time budget: fit the run length to it once, after the first steps
-            if calibrate and step == CALIBRATION_STEPS:
-                per_step = (time.time() - t_loop) / CALIBRATION_STEPS
+            if calibrate and step == CALIBRATION_WARMUP:
+                t_calib = time.time()
+            if calibrate and t_calib is not None and step == CALIBRATION_WARMUP + CALIBRATION_STEPS:
+                per_step = (time.time() - t_calib) / CALIBRATION_STEPS
                 reserve = 1.5 * t_eval + 5.0                           # final eval, PNGs, saves
                 left = cfg.time_budget - (time.time() - t_start) - reserve
                 fit = step + max(int(left / per_step), 0)
