@@ -105,12 +105,26 @@ inline __attribute__((always_inline)) acc_t block_max_impl(const acc_t* x, int64
   return m;
 }
 
+// Software prefetch.  The arithmetic-bound passes (block_sums, block_grad)
+// run over a block from cache while the next block is prefetched, one cache
+// line per 16 floats of this one, interleaved in chunks of kPrefetchChunk
+// voxels.  The lines go to L2 only (locality 1: prefetcht2), which has room
+// for more misses in flight than L1 and does not evict the block being
+// worked on.  Measured at 8×29×64³ on 2 threads (Zen 4): with prefetches into
+// L1 in chunks of 1024 the forward took 13.2 ms and the backward, without
+// prefetch, 24.8; with these 10.7 and 21.4 (at 32×29×64³: 166 -> 127 ms).
+constexpr int64_t kPrefetchChunk = 512;
+constexpr int kPrefetchLocality = 1;
+
+template <typename acc_t>
+inline __attribute__((always_inline)) void prefetch_lines(const acc_t* p, int64_t n) {
+  for (int64_t j = 0; j < n; j += 64 / sizeof(acc_t)) __builtin_prefetch(p + j, 0, kPrefetchLocality);
+}
+
 // Σ e, Σ e·w, Σ e·h over one block, e = exp(x − m); wv/hv are the w index and
-// the h index relative to the block's first h-row, per voxel.  This pass is
-// arithmetic-bound and runs from cache; while it runs, the next block (next,
-// if not null) is prefetched, one cache line per 16 floats of this one, so
-// that block_max's pass over it, the memory-bound one, finds it in cache.
-constexpr int64_t kPrefetchChunk = 1024;
+// the h index relative to the block's first h-row, per voxel.  The next block
+// (next, if not null) is prefetched meanwhile, so that block_max's pass over
+// it, the memory-bound one, finds it in cache.
 
 template <typename acc_t>
 inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const acc_t* wv, const acc_t* hv,
@@ -119,8 +133,7 @@ inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const
   acc_t s = 0, sw = 0, sh = 0;
   for (int64_t c = 0; c < n; c += kPrefetchChunk) {
     const int64_t end = std::min(n, c + kPrefetchChunk);
-    if (next != nullptr)
-      for (int64_t j = c; j < end; j += 64 / sizeof(acc_t)) __builtin_prefetch(next + j, 0, 3);
+    if (next != nullptr) prefetch_lines(next + c, end - c);
     acc_t cs = 0, csw = 0, csh = 0;
 #pragma omp simd reduction(+ : cs, csw, csh)
     for (int64_t i = c; i < end; ++i) {
@@ -139,12 +152,17 @@ inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const
 }
 
 // dx = exp(x − hi)·(coef + base) over one block, where the caller has folded
-// exp(−lo) (lse = hi + lo) and the per-voxel w, h terms into coef.
+// exp(−lo) (lse = hi + lo) and the per-voxel w, h terms into coef; the next
+// block (next, if not null) is prefetched meanwhile.
 template <typename acc_t>
 inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const acc_t* coef, int64_t n,
-                                                           acc_t hi, acc_t base, acc_t* dx) {
+                                                           acc_t hi, acc_t base, const acc_t* next, acc_t* dx) {
+  for (int64_t c = 0; c < n; c += kPrefetchChunk) {
+    const int64_t end = std::min(n, c + kPrefetchChunk);
+    if (next != nullptr) prefetch_lines(next + c, end - c);
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) dx[i] = exp_nonpos(x[i] - hi) * (coef[i] + base);
+    for (int64_t i = c; i < end; ++i) dx[i] = exp_nonpos(x[i] - hi) * (coef[i] + base);
+  }
 }
 
 // The float versions are compiled for AVX-512, AVX2+FMA and baseline x86-64
@@ -161,16 +179,18 @@ HF_MULTIVERSION void block_sums(const float* x, const float* wv, const float* hv
                                 const float* next, float* out) {
   block_sums_impl(x, wv, hv, n, m, next, out);
 }
-HF_MULTIVERSION void block_grad(const float* x, const float* coef, int64_t n, float hi, float base, float* dx) {
-  block_grad_impl(x, coef, n, hi, base, dx);
+HF_MULTIVERSION void block_grad(const float* x, const float* coef, int64_t n, float hi, float base,
+                                const float* next, float* dx) {
+  block_grad_impl(x, coef, n, hi, base, next, dx);
 }
 double block_max(const double* x, int64_t n) { return block_max_impl(x, n); }
 void block_sums(const double* x, const double* wv, const double* hv, int64_t n, double m, const double* next,
                 double* out) {
   block_sums_impl(x, wv, hv, n, m, next, out);
 }
-void block_grad(const double* x, const double* coef, int64_t n, double hi, double base, double* dx) {
-  block_grad_impl(x, coef, n, hi, base, dx);
+void block_grad(const double* x, const double* coef, int64_t n, double hi, double base, const double* next,
+                double* dx) {
+  block_grad_impl(x, coef, n, hi, base, next, dx);
 }
 
 // A fresh multi-MiB output is first touched by the kernel.  On Linux, ask for
@@ -347,9 +367,10 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
           const acc_t* xb = as_acc(x + off, n, buf.data());
           const acc_t base = k * (ah * h0 + ad * d - C);
           if constexpr (same) {
-            block_grad(xb, coef.data(), n, hi, base, dx + off);
+            // the next block starts where this one ends; past the end is harmless
+            block_grad(xb, coef.data(), n, hi, base, reinterpret_cast<const acc_t*>(x + off + n), dx + off);
           } else {
-            block_grad(xb, coef.data(), n, hi, base, out.data());
+            block_grad(xb, coef.data(), n, hi, base, nullptr, out.data());
             from_float(out.data(), n, dx + off);
           }
         }
