@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from hybrik_fast import BodyModel, forward_kinematics, twist_angles
+from hybrik_fast import BodyModel, forward_kinematics, soft_argmax3d, twist_angles
 from hybrik_fast.camera import back_project, project, root_from_camera
 from hybrik_fast.data.common import empty_labels
 from hybrik_fast.losses import HybrIKLoss
@@ -240,7 +240,12 @@ def test_lateral_connections(body):
             [(64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
         assert torch.equal(c5, lateral.preact(x))
         uvd_lateral = lateral.predict(x)["uvd"]
-        assert not torch.allclose(uvd_lateral, plain.predict(x)["uvd"], atol=1e-4)
+        uvd_plain = plain.predict(x)["uvd"]
+        # the plain head is the public implementation's C5 -> deconv_layers -> final_layer
+        logits = plain.final_layer(plain.deconv_layers(plain.preact(x))).reshape(B, 29, 8, 16, 16)
+        torch.testing.assert_close(uvd_plain, soft_argmax3d(logits, backend="reference"),
+                                   rtol=0, atol=1e-6)
+        assert not torch.allclose(uvd_lateral, uvd_plain, atol=1e-4)
         for conv in lateral.lateral:
             conv.weight.zero_()
             conv.bias.zero_()

@@ -125,7 +125,6 @@ inline __attribute__((always_inline)) void prefetch_lines(const acc_t* p, int64_
 // the h index relative to the block's first h-row, per voxel.  The next block
 // (next, if not null) is prefetched meanwhile, so that block_max's pass over
 // it, the memory-bound one, finds it in cache.
-
 template <typename acc_t>
 inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const acc_t* wv, const acc_t* hv,
                                                            int64_t n, acc_t m, const acc_t* next,

@@ -105,15 +105,12 @@ class HybrIKModel(BodyHeadModel):
         self.check_images(images)
         B = images.shape[0]
         D, H, W = self.heatmap_size
-        if self.lateral is None:
-            c5 = self.preact(images)                                  # (B, C, S/32, S/32)
-            y = self.deconv_layers(c5)                                # (B, ch, S/4, S/4)
-        else:
-            c2, c3, c4, c5 = self.preact.pyramid(images)
-            y = c5
-            for i, c in enumerate((c4, c3, c2)):                      # S/16, S/8, S/4
-                deconv, bn, relu = self.deconv_layers[3 * i:3 * i + 3]
-                y = relu(bn(deconv(y)) + self.lateral[i](c))
+        c2, c3, c4, c5 = self.preact.pyramid(images)                  # c5 (B, C, S/32, S/32)
+        y = c5
+        for i, c in enumerate((c4, c3, c2)):                          # to S/16, S/8, S/4
+            deconv, bn, relu = self.deconv_layers[3 * i:3 * i + 3]
+            z = bn(deconv(y))
+            y = relu(z if self.lateral is None else z + self.lateral[i](c))
         logits = self.final_layer(y)                                  # (B, K·D, S/4, S/4)
         if tuple(logits.shape[-2:]) != (H, W):
             logits = nn.functional.interpolate(logits, size=(H, W), mode="bilinear",
