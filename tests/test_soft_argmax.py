@@ -86,6 +86,37 @@ def test_non_contiguous():
         check_against_reference(x, make_grad(*x.shape[:2]), "cpu")
 
 
+@pytest.mark.parametrize("shape", [(1, 3, 5, 6, 7), (2, 2, 3, 130, 41)], ids=["small", "odd-W-blocks"])
+def test_streaming_and_plain_stores_agree(shape, monkeypatch):
+    """The backward writes dx with streaming stores where its memory is
+    resident and with plain stores where it is fresh (csrc: is_resident).
+    Forced each way, both match the reference and give the same bits, with
+    W = 41 included (blocks that start off a 16-byte boundary)."""
+    x = make_heatmaps(*shape)
+    g = make_grad(*shape[:2])
+    dx = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("HYBRIK_FAST_STREAMING_STORES", flag)
+        dx[flag] = check_against_reference(x, g, "cpu")[2]
+    assert torch.equal(dx["0"], dx["1"])
+
+
+def test_rows_split_into_segments():
+    """Rows of 16×64×64 voxels run as 2 segments merged as a log-sum-exp
+    (csrc: forward_kernel).  One row's first segment is all −inf, one row's
+    max lies 50 above the rest in its last segment, one row has a NaN in its
+    second segment: that row is NaN and the others are not."""
+    x = make_heatmaps(1, 4, 16, 64, 64, seed=9)
+    x[0, 0, :8] = float("-inf")
+    x[0, 1, 15, 3, 7] += 50.0
+    x[0, 2, 12, 5, 5] = float("nan")
+    c, conf, dx = check_against_reference(x, make_grad(1, 4), "cpu")
+    assert c[0, 2].isnan().all() and conf[0, 2].isnan() and dx[0, 2].isnan().all()
+    good = [0, 1, 3]
+    assert torch.isfinite(c[0, good]).all() and torch.isfinite(conf[0, good]).all()
+    assert torch.isfinite(dx[0, good]).all() and (dx[0, 0, :8] == 0).all()
+
+
 def test_confidence_is_not_differentiable():
     x = make_heatmaps(2, 3, 4, 5, 6).requires_grad_()
     coords, conf = soft_argmax3d(x, return_confidence=True, backend="cpu")

@@ -1,8 +1,8 @@
 // Fused soft-argmax over 3D heatmaps: CPU forward and backward kernels.
 //
 // Shapes: x (B, K, D, H, W) logits, any floating dtype.  A "row" is the D·H·W
-// voxels of one joint; there are R = B·K rows, run in parallel with
-// at::parallel_for.  Per row, with p = softmax(x) over the row:
+// voxels of one joint; there are R = B·K rows.  Per row, with p = softmax(x)
+// over the row:
 //
 //   c_x = Σ_v p_v·w_v/W − 0.5,   c_y = Σ_v p_v·h_v/H − 0.5,   c_z = Σ_v p_v·d_v/D − 0.5
 //   lse = log Σ_v exp(x_v),      conf = max_v p_v = exp(max_v x_v − lse)
@@ -10,20 +10,22 @@
 // which equals the marginal form of the reference
 // (hybrik_fast/reference/soft_argmax.py).
 //
-// Forward reads each logit from memory once.  It walks the row in blocks of
+// Forward reads each logit from memory once.  It walks a row in blocks of
 // whole h-rows of one d-plane (at most kBlock voxels, so a block stays in L1):
 // the block's max is taken first, the running max m and the sums are rescaled
 // by exp(m_old − m_new) when it grows (online softmax at block granularity),
 // then one vectorised pass over the block (now in cache) accumulates
-// Σ e, Σ e·w and Σ e·h for e = exp(x − m).  The voxel indices come from small
-// per-block tables of w and h, so there is no division per voxel; the d index
-// is constant in a block.  Float sums inside a block, double across blocks.
+// Σ e, Σ e·w and Σ e·h for e = exp(x − m) with adds only (block_sums); the d
+// index is constant in a block.  Float sums inside a block, double across
+// blocks.  Rows are cut into segments that run in parallel (at::parallel_for)
+// and are merged as a log-sum-exp, so that B = 1 (29 rows) shares out evenly.
 //
 // Backward reads x once and writes dx once, recomputing p = exp(x − lse).
 // lse is kept in double: at |x| ~ 1e4 a float lse would be off by up to half
 // an ulp (5e-4) and so would every p.  Backward splits it per row into
 // float hi + lo and forms exp(x − hi)·exp(−lo), where x − hi is exact for
-// the x that matter (Sterbenz) and exp(−lo) is one per-row factor.
+// the x that matter (Sterbenz) and exp(−lo) is one per-row factor.  dx goes
+// out with streaming stores where its memory is already resident.
 //
 // Accumulation is in float for fp16/bf16/fp32 and in double for fp64; the
 // outputs coords and conf are in that accumulation dtype (the Python op
@@ -36,12 +38,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
 
 #ifdef __linux__
 #include <sys/mman.h>
+#include <unistd.h>
+#endif
+#if defined(__x86_64__)
+#include <xmmintrin.h>
 #endif
 
 namespace hybrik_fast {
@@ -121,46 +128,95 @@ inline __attribute__((always_inline)) void prefetch_lines(const acc_t* p, int64_
   for (int64_t j = 0; j < n; j += 64 / sizeof(acc_t)) __builtin_prefetch(p + j, 0, kPrefetchLocality);
 }
 
-// Σ e, Σ e·w, Σ e·h over one block, e = exp(x − m); wv/hv are the w index and
-// the h index relative to the block's first h-row, per voxel.  The next block
-// (next, if not null) is prefetched meanwhile, so that block_max's pass over
-// it, the memory-bound one, finds it in cache.
+// Σ e, Σ e·w, Σ e·h_rel over one block of `rows` h-rows of W voxels,
+// e = exp(x − m), h_rel the h index relative to the block's first h-row; wv
+// holds the w index as acc_t, per w.  The next block (next, if not null) is
+// prefetched meanwhile, row by row, so that block_max's pass over it, the
+// memory-bound one, finds it in cache.
+//
+// The loop is bound by its floating-point ops (per 16 voxels about 8 on the
+// FMA/multiply pipes for the exp, Zen 4), so the sums cost adds, not FMAs:
+// the rows are walked from the last one, col[w] accumulates e (col is then
+// the suffix sum Σ_{j' >= j} e[j'][w] after row j), and suf[w] accumulates
+// col after every row j >= 1, so that
+//   Σ_w suf[w] = Σ_{j>=1} Σ_{j'>=j} e[j'] = Σ_j' j'·e[j'] = Σ e·h_rel,
+// a sum of non-negative terms (no cancellation).  Σ e and Σ e·w are then
+// one pass over col.  Against three accumulators (an add and two FMAs per
+// voxel) this took the forward at 8×29×64³ on 2 threads from 10.5 to 9.2 ms.
+// col and suf are caller scratch of W elements.
 template <typename acc_t>
-inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const acc_t* wv, const acc_t* hv,
-                                                           int64_t n, acc_t m, const acc_t* next,
-                                                           acc_t* out /* [3] */) {
-  acc_t s = 0, sw = 0, sh = 0;
-  for (int64_t c = 0; c < n; c += kPrefetchChunk) {
-    const int64_t end = std::min(n, c + kPrefetchChunk);
-    if (next != nullptr) prefetch_lines(next + c, end - c);
-    acc_t cs = 0, csw = 0, csh = 0;
-#pragma omp simd reduction(+ : cs, csw, csh)
-    for (int64_t i = c; i < end; ++i) {
-      const acc_t e = exp_nonpos(x[i] - m);
-      cs += e;
-      csw += e * wv[i];
-      csh += e * hv[i];
+inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const acc_t* wv, int64_t W,
+                                                           int64_t rows, acc_t m, const acc_t* next,
+                                                           acc_t* col, acc_t* suf, acc_t* out /* [3] */) {
+  for (int64_t i = 0; i < W; ++i) col[i] = suf[i] = 0;
+  for (int64_t j = rows - 1; j >= 0; --j) {
+    const acc_t* xj = x + j * W;
+    if (next != nullptr) prefetch_lines(next + j * W, W);
+    if (j > 0) {
+#pragma omp simd
+      for (int64_t i = 0; i < W; ++i) {
+        const acc_t c = col[i] + exp_nonpos(xj[i] - m);
+        col[i] = c;
+        suf[i] += c;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < W; ++i) col[i] += exp_nonpos(xj[i] - m);
     }
-    s += cs;
-    sw += csw;
-    sh += csh;
+  }
+  acc_t s = 0, sw = 0, sh = 0;
+#pragma omp simd reduction(+ : s, sw, sh)
+  for (int64_t i = 0; i < W; ++i) {
+    s += col[i];
+    sw += col[i] * wv[i];
+    sh += suf[i];
   }
   out[0] = s;
   out[1] = sw;
   out[2] = sh;
 }
 
+// Streaming (non-temporal) stores of n floats, for an output whose pages are
+// already resident (see backward): they skip the read of each line that a
+// plain store makes first.  SSE2 is baseline on x86-64; elsewhere a copy.
+inline void stream_store(float* dst, const float* src, int64_t n) {
+#if defined(__x86_64__)
+  int64_t i = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
+  for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+#else
+  std::memcpy(dst, src, n * sizeof(float));
+#endif
+}
+inline void stream_store(double* dst, const double* src, int64_t n) { std::memcpy(dst, src, n * sizeof(double)); }
+
+inline void stream_fence() {
+#if defined(__x86_64__)
+  _mm_sfence();
+#endif
+}
+
 // dx = exp(x − hi)·(coef + base) over one block, where the caller has folded
 // exp(−lo) (lse = hi + lo) and the per-voxel w, h terms into coef; the next
-// block (next, if not null) is prefetched meanwhile.
+// block (next, if not null) is prefetched meanwhile.  With `stream` the
+// results go through an L1-resident chunk buffer to stream_store.
 template <typename acc_t>
 inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const acc_t* coef, int64_t n,
-                                                           acc_t hi, acc_t base, const acc_t* next, acc_t* dx) {
+                                                           acc_t hi, acc_t base, const acc_t* next, bool stream,
+                                                           acc_t* dx) {
+  alignas(64) acc_t chunk[kPrefetchChunk];
   for (int64_t c = 0; c < n; c += kPrefetchChunk) {
     const int64_t end = std::min(n, c + kPrefetchChunk);
     if (next != nullptr) prefetch_lines(next + c, end - c);
+    if (stream) {
 #pragma omp simd
-    for (int64_t i = c; i < end; ++i) dx[i] = exp_nonpos(x[i] - hi) * (coef[i] + base);
+      for (int64_t i = 0; i < end - c; ++i) chunk[i] = exp_nonpos(x[c + i] - hi) * (coef[c + i] + base);
+      stream_store(dx + c, chunk, end - c);
+    } else {
+#pragma omp simd
+      for (int64_t i = c; i < end; ++i) dx[i] = exp_nonpos(x[i] - hi) * (coef[i] + base);
+    }
   }
 }
 
@@ -174,22 +230,22 @@ inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const
 #endif
 
 HF_MULTIVERSION float block_max(const float* x, int64_t n) { return block_max_impl(x, n); }
-HF_MULTIVERSION void block_sums(const float* x, const float* wv, const float* hv, int64_t n, float m,
-                                const float* next, float* out) {
-  block_sums_impl(x, wv, hv, n, m, next, out);
+HF_MULTIVERSION void block_sums(const float* x, const float* wv, int64_t W, int64_t rows, float m,
+                                const float* next, float* col, float* suf, float* out) {
+  block_sums_impl(x, wv, W, rows, m, next, col, suf, out);
 }
 HF_MULTIVERSION void block_grad(const float* x, const float* coef, int64_t n, float hi, float base,
-                                const float* next, float* dx) {
-  block_grad_impl(x, coef, n, hi, base, next, dx);
+                                const float* next, bool stream, float* dx) {
+  block_grad_impl(x, coef, n, hi, base, next, stream, dx);
 }
 double block_max(const double* x, int64_t n) { return block_max_impl(x, n); }
-void block_sums(const double* x, const double* wv, const double* hv, int64_t n, double m, const double* next,
-                double* out) {
-  block_sums_impl(x, wv, hv, n, m, next, out);
+void block_sums(const double* x, const double* wv, int64_t W, int64_t rows, double m, const double* next,
+                double* col, double* suf, double* out) {
+  block_sums_impl(x, wv, W, rows, m, next, col, suf, out);
 }
 void block_grad(const double* x, const double* coef, int64_t n, double hi, double base, const double* next,
-                double* dx) {
-  block_grad_impl(x, coef, n, hi, base, next, dx);
+                bool stream, double* dx) {
+  block_grad_impl(x, coef, n, hi, base, next, stream, dx);
 }
 
 // A fresh multi-MiB output is first touched by the kernel.  On Linux, ask for
@@ -205,15 +261,56 @@ void advise_huge_pages(void* p, size_t bytes) {
 #endif
 }
 
+// Whether the pages of [p, p + bytes) are resident, judged by the first,
+// middle and last page (mincore).  An output the allocator hands back from
+// memory already in use is; a fresh mapping (glibc maps allocations above
+// 32 MiB anew each time) is not, and the kernel zeroes each of its pages, in
+// cache, on the first touch.  Resident output is written with streaming
+// stores (a plain store first reads the line from memory); fresh output with
+// plain stores, which land on the just-zeroed lines.  Measured at 29×64³ on 2
+// threads: the backward into reused memory 1.88 -> 1.46 ms with streaming
+// stores; at 8×29×64³ (fresh) streaming stores made it slower, 36 -> 41 ms
+// on 1 thread.
+bool is_resident(const void* p, size_t bytes) {
+#ifdef __linux__
+  if (bytes == 0) return false;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p);
+  for (uintptr_t a : {first, first + bytes / 2, first + bytes - 1}) {
+    unsigned char v = 0;
+    if (mincore(reinterpret_cast<void*>(a & ~(page - 1)), 1, &v) != 0 || (v & 1) == 0) return false;
+  }
+  return true;
+#else
+  (void)p;
+  (void)bytes;
+  return false;
+#endif
+}
+
+// Streaming stores for a float dx whose memory is resident;
+// HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the choice (the tests cover both
+// paths with it).
+bool use_streaming_stores(const at::Tensor& dx) {
+  if (dx.scalar_type() != at::kFloat) return false;
+  const char* env = std::getenv("HYBRIK_FAST_STREAMING_STORES");
+  if (env != nullptr && (env[0] == '0' || env[0] == '1') && env[1] == '\0') return env[0] == '1';
+  return is_resident(dx.data_ptr(), dx.nbytes());
+}
+
 // How a row is cut into blocks: `rows` h-rows of W voxels each, never
-// crossing a d-plane.  wv/hv hold the per-voxel w and relative-h tables.
+// crossing a d-plane; nbh blocks per d-plane, nb per row (the last block of a
+// plane may have fewer h-rows).  wv/hv hold the per-voxel w and relative-h
+// tables of a full block.
 template <typename acc_t>
 struct Blocking {
-  int64_t D, H, W, rows, len;
+  int64_t D, H, W, rows, len, nbh, nb;
   std::vector<acc_t> wv, hv;
   Blocking(int64_t D_, int64_t H_, int64_t W_) : D(D_), H(H_), W(W_) {
     rows = std::min<int64_t>(H, std::max<int64_t>(1, kBlock / W));
     len = rows * W;
+    nbh = (H + rows - 1) / rows;
+    nb = D * nbh;
     wv.resize(len);
     hv.resize(len);
     for (int64_t i = 0; i < len; ++i) {
@@ -221,6 +318,11 @@ struct Blocking {
       hv[i] = static_cast<acc_t>(i / W);
     }
   }
+  // block j of a row: its d, its first h and its voxel offset in the row
+  int64_t d(int64_t j) const { return j / nbh; }
+  int64_t h0(int64_t j) const { return (j % nbh) * rows; }
+  int64_t offset(int64_t j) const { return (d(j) * H + h0(j)) * W; }
+  int64_t size(int64_t j) const { return std::min(rows, H - h0(j)) * W; }
 };
 
 // Half and BFloat16 <-> float over one block, vectorised: fp16 with c10's
@@ -270,57 +372,95 @@ inline const acc_t* as_acc(const scalar_t* x, int64_t n, acc_t* buf) {
   }
 }
 
+// Rows are cut into S segments of whole blocks, and the R·S segments run in
+// parallel, so that a few rows still share out evenly (B = 1: 29 rows on 2
+// threads would leave one thread 15 rows and the other 14).  Each segment
+// leaves its max m and its sums scaled to it; a serial pass merges a row's
+// segments as a log-sum-exp.  S depends on the shape only (at least 256
+// tasks, segments of at least 32768 voxels), so the result does not depend
+// on the thread count.
+constexpr int64_t kMinTasks = 256;
+constexpr int64_t kMinSegment = 32768;
+
+// One segment's max m, and Σ e, Σ e·w, Σ e·h, Σ e·d with e = exp(x − m).
+struct Partial {
+  double m, s, sw, sh, sd;
+  bool nan;
+};
+
 template <typename scalar_t>
 void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t W,
                     at::opmath_type<scalar_t>* coords, double* lse, at::opmath_type<scalar_t>* conf) {
   using acc_t = at::opmath_type<scalar_t>;
+  constexpr double kInf = std::numeric_limits<double>::infinity();
   const Blocking<acc_t> blk(D, H, W);
   const int64_t N = D * H * W;
-  at::parallel_for(0, R, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf(std::is_same_v<scalar_t, acc_t> ? 0 : blk.len);
-    for (int64_t r = begin; r < end; ++r) {
+  if (R == 0) return;
+  const int64_t S = std::max<int64_t>(1, std::min({(kMinTasks + R - 1) / R, N / kMinSegment, blk.nb}));
+  std::vector<Partial> parts(R * S);
+  at::parallel_for(0, R * S, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> buf(std::is_same_v<scalar_t, acc_t> ? 0 : blk.len), col(W), suf(W);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t r = task / S, seg = task % S;
       const scalar_t* xr = x + r * N;
       acc_t m = -std::numeric_limits<acc_t>::infinity();
       double s = 0, sw = 0, sh = 0, sd = 0;
       bool nan = false;
-      for (int64_t d = 0; d < D; ++d) {
-        for (int64_t h0 = 0; h0 < H; h0 += blk.rows) {
-          const int64_t n = std::min(blk.rows, H - h0) * W;
-          const acc_t* xb = as_acc(xr + (d * H + h0) * W, n, buf.data());
-          const acc_t bm = block_max(xb, n);
-          if (bm == -std::numeric_limits<acc_t>::infinity()) continue;  // adds exactly 0
-          if (std::isnan(bm)) nan = true;
-          if (bm > m) {  // rescale the sums to the new max
-            const double scale = std::exp(static_cast<double>(m) - static_cast<double>(bm));
-            s *= scale;
-            sw *= scale;
-            sh *= scale;
-            sd *= scale;
-            m = bm;
-          }
-          acc_t part[3];
-          // the next block starts where this one ends (also across d-planes
-          // and rows); prefetching past the tensor's end is harmless
-          const acc_t* next = std::is_same_v<scalar_t, acc_t>
-                                  ? reinterpret_cast<const acc_t*>(xr + (d * H + h0) * W + n) : nullptr;
-          block_sums(xb, blk.wv.data(), blk.hv.data(), n, m, next, part);
-          s += part[0];
-          sw += part[1];
-          sh += part[2] + static_cast<double>(h0) * part[0];
-          sd += static_cast<double>(d) * part[0];
+      for (int64_t j = seg * blk.nb / S; j < (seg + 1) * blk.nb / S; ++j) {
+        const int64_t n = blk.size(j), h0 = blk.h0(j), d = blk.d(j);
+        const acc_t* xb = as_acc(xr + blk.offset(j), n, buf.data());
+        const acc_t bm = block_max(xb, n);
+        if (bm == -std::numeric_limits<acc_t>::infinity()) continue;  // adds exactly 0
+        if (std::isnan(bm)) nan = true;
+        if (bm > m) {  // rescale the sums to the new max
+          const double scale = std::exp(static_cast<double>(m) - static_cast<double>(bm));
+          s *= scale;
+          sw *= scale;
+          sh *= scale;
+          sd *= scale;
+          m = bm;
         }
+        acc_t part[3];
+        // the next block starts where this one ends (also across d-planes
+        // and rows); prefetching past the tensor's end is harmless
+        const acc_t* next = std::is_same_v<scalar_t, acc_t>
+                                ? reinterpret_cast<const acc_t*>(xr + blk.offset(j) + n) : nullptr;
+        block_sums(xb, blk.wv.data(), W, n / W, m, next, col.data(), suf.data(), part);
+        s += part[0];
+        sw += part[1];
+        sh += part[2] + static_cast<double>(h0) * part[0];
+        sd += static_cast<double>(d) * part[0];
       }
-      if (nan) s = std::numeric_limits<double>::quiet_NaN();
-      // all −inf: s = 0, m = −inf gives coords 0/0 = NaN, lse = −inf and
-      // conf = exp(−inf − −inf) = NaN, as softmax does.
-      coords[r * 3 + 0] = static_cast<acc_t>(sw / (s * W) - 0.5);
-      coords[r * 3 + 1] = static_cast<acc_t>(sh / (s * H) - 0.5);
-      coords[r * 3 + 2] = static_cast<acc_t>(sd / (s * D) - 0.5);
-      const double l = static_cast<double>(m) + std::log(s);
-      lse[r] = l;
-      conf[r] = static_cast<acc_t>(std::exp(static_cast<double>(m) - l));
+      parts[task] = {static_cast<double>(m), s, sw, sh, sd, nan};
     }
   });
+  for (int64_t r = 0; r < R; ++r) {
+    const Partial* p = parts.data() + r * S;
+    double m = -kInf;
+    bool nan = false;
+    for (int64_t g = 0; g < S; ++g) {
+      m = std::max(m, p[g].m);
+      nan = nan || p[g].nan;
+    }
+    double s = 0, sw = 0, sh = 0, sd = 0;
+    for (int64_t g = 0; g < S; ++g) {
+      if (p[g].m == -kInf) continue;  // an all −inf segment adds exactly 0
+      const double k = std::exp(p[g].m - m);
+      s += k * p[g].s;
+      sw += k * p[g].sw;
+      sh += k * p[g].sh;
+      sd += k * p[g].sd;
+    }
+    if (nan) s = std::numeric_limits<double>::quiet_NaN();
+    // all −inf: s = 0, m = −inf gives coords 0/0 = NaN, lse = −inf and
+    // conf = exp(−inf − −inf) = NaN, as softmax does.
+    coords[r * 3 + 0] = static_cast<acc_t>(sw / (s * W) - 0.5);
+    coords[r * 3 + 1] = static_cast<acc_t>(sh / (s * H) - 0.5);
+    coords[r * 3 + 2] = static_cast<acc_t>(sd / (s * D) - 0.5);
+    const double l = m + std::log(s);
+    lse[r] = l;
+    conf[r] = static_cast<acc_t>(std::exp(m - l));
+  }
 }
 
 // Backward.  With p = softmax(x) over a row and c_a = Σ_v p_v·i_a(v)/N_a − 0.5
@@ -341,40 +481,49 @@ void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t 
 // (hi in float), p = exp(x − hi)·k with k = exp(−lo), and the kernel forms
 //   dx = exp(x − hi) · (coef + k·base),   coef = k·(aw·w + ah·h_rel),
 // coef being one table per row (the blocks of a row share their w, h_rel).
+//
+// The R·nb blocks run in parallel as one range (so a few rows share out
+// evenly, as in forward); a thread recomputes the per-row terms when its
+// range enters a new row.  `stream`: see is_resident.
 template <typename scalar_t>
 void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
                      const at::opmath_type<scalar_t>* coords, const double* lse,
-                     int64_t R, int64_t D, int64_t H, int64_t W, scalar_t* dx) {
+                     int64_t R, int64_t D, int64_t H, int64_t W, bool stream, scalar_t* dx) {
   using acc_t = at::opmath_type<scalar_t>;
+  constexpr bool same = std::is_same_v<scalar_t, acc_t>;
   const Blocking<acc_t> blk(D, H, W);
   const int64_t N = D * H * W;
-  at::parallel_for(0, R, 1, [&](int64_t begin, int64_t end) {
-    constexpr bool same = std::is_same_v<scalar_t, acc_t>;
+  at::parallel_for(0, R * blk.nb, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> buf(same ? 0 : blk.len), out(same ? 0 : blk.len), coef(blk.len);
-    for (int64_t r = begin; r < end; ++r) {
-      const acc_t gx = grad[r * 3 + 0], gy = grad[r * 3 + 1], gz = grad[r * 3 + 2];
-      const acc_t aw = gx / W, ah = gy / H, ad = gz / D;
-      const acc_t C = gx * (acc_t(0.5) + coords[r * 3 + 0]) + gy * (acc_t(0.5) + coords[r * 3 + 1]) +
-                      gz * (acc_t(0.5) + coords[r * 3 + 2]);
-      const acc_t hi = static_cast<acc_t>(lse[r]);
-      const acc_t k = static_cast<acc_t>(std::exp(static_cast<double>(hi) - lse[r]));  // exp(−lo)
-      for (int64_t i = 0; i < blk.len; ++i) coef[i] = k * (aw * blk.wv[i] + ah * blk.hv[i]);
-      for (int64_t d = 0; d < D; ++d) {
-        for (int64_t h0 = 0; h0 < H; h0 += blk.rows) {
-          const int64_t n = std::min(blk.rows, H - h0) * W;
-          const int64_t off = r * N + (d * H + h0) * W;
-          const acc_t* xb = as_acc(x + off, n, buf.data());
-          const acc_t base = k * (ah * h0 + ad * d - C);
-          if constexpr (same) {
-            // the next block starts where this one ends; past the end is harmless
-            block_grad(xb, coef.data(), n, hi, base, reinterpret_cast<const acc_t*>(x + off + n), dx + off);
-          } else {
-            block_grad(xb, coef.data(), n, hi, base, nullptr, out.data());
-            from_float(out.data(), n, dx + off);
-          }
-        }
+    int64_t row = -1;
+    acc_t ah = 0, ad = 0, C = 0, hi = 0, k = 0;
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t r = b / blk.nb, j = b % blk.nb;
+      if (r != row) {
+        row = r;
+        const acc_t gx = grad[r * 3 + 0], gy = grad[r * 3 + 1], gz = grad[r * 3 + 2];
+        const acc_t aw = gx / W;
+        ah = gy / H;
+        ad = gz / D;
+        C = gx * (acc_t(0.5) + coords[r * 3 + 0]) + gy * (acc_t(0.5) + coords[r * 3 + 1]) +
+            gz * (acc_t(0.5) + coords[r * 3 + 2]);
+        hi = static_cast<acc_t>(lse[r]);
+        k = static_cast<acc_t>(std::exp(static_cast<double>(hi) - lse[r]));  // exp(−lo)
+        for (int64_t i = 0; i < blk.len; ++i) coef[i] = k * (aw * blk.wv[i] + ah * blk.hv[i]);
+      }
+      const int64_t n = blk.size(j);
+      const int64_t off = r * N + blk.offset(j);
+      const acc_t* xb = as_acc(x + off, n, buf.data());
+      const acc_t base = k * (ah * blk.h0(j) + ad * blk.d(j) - C);
+      if constexpr (same) {
+        // the next block starts where this one ends; past the end is harmless
+        block_grad(xb, coef.data(), n, hi, base, reinterpret_cast<const acc_t*>(x + off + n), stream, dx + off);
+      } else {
+        block_grad(xb, coef.data(), n, hi, base, nullptr, false, out.data());
+        from_float(out.data(), n, dx + off);
       }
     }
+    if (stream) stream_fence();  // order the streaming stores before the join
   });
 }
 
@@ -425,11 +574,13 @@ at::Tensor soft_argmax3d_bwd_cpu(const at::Tensor& grad_coords, const at::Tensor
   const at::Tensor c = coords.to(acc).contiguous();
   const at::Tensor l = lse.to(at::kDouble).contiguous();
   at::Tensor dx = at::empty(x.sizes(), x.options());
+  const bool stream = use_streaming_stores(dx);
   advise_huge_pages(dx.data_ptr(), dx.nbytes());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_argmax3d_bwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     backward_kernel<scalar_t>(g.const_data_ptr<acc_t>(), x.const_data_ptr<scalar_t>(), c.const_data_ptr<acc_t>(),
-                              l.const_data_ptr<double>(), B * K, D, H, W, dx.mutable_data_ptr<scalar_t>());
+                              l.const_data_ptr<double>(), B * K, D, H, W, stream,
+                              dx.mutable_data_ptr<scalar_t>());
   });
   return dx;
 }
