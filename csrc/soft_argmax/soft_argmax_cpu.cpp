@@ -199,24 +199,31 @@ inline void stream_fence() {
 
 // dx = exp(x − hi)·(coef + base) over one block, where the caller has folded
 // exp(−lo) (lse = hi + lo) and the per-voxel w, h terms into coef; the next
-// block (next, if not null) is prefetched meanwhile.  With `stream` the
-// results go through an L1-resident chunk buffer to stream_store.
+// block (next, if not null) is prefetched meanwhile.
 template <typename acc_t>
 inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const acc_t* coef, int64_t n,
-                                                           acc_t hi, acc_t base, const acc_t* next, bool stream,
-                                                           acc_t* dx) {
+                                                           acc_t hi, acc_t base, const acc_t* next, acc_t* dx) {
+  for (int64_t c = 0; c < n; c += kPrefetchChunk) {
+    const int64_t end = std::min(n, c + kPrefetchChunk);
+    if (next != nullptr) prefetch_lines(next + c, end - c);
+#pragma omp simd
+    for (int64_t i = c; i < end; ++i) dx[i] = exp_nonpos(x[i] - hi) * (coef[i] + base);
+  }
+}
+
+// The same with streaming stores: each chunk goes through an L1-resident
+// buffer to stream_store.
+template <typename acc_t>
+inline __attribute__((always_inline)) void block_grad_stream_impl(const acc_t* x, const acc_t* coef, int64_t n,
+                                                                  acc_t hi, acc_t base, const acc_t* next,
+                                                                  acc_t* dx) {
   alignas(64) acc_t chunk[kPrefetchChunk];
   for (int64_t c = 0; c < n; c += kPrefetchChunk) {
     const int64_t end = std::min(n, c + kPrefetchChunk);
     if (next != nullptr) prefetch_lines(next + c, end - c);
-    if (stream) {
 #pragma omp simd
-      for (int64_t i = 0; i < end - c; ++i) chunk[i] = exp_nonpos(x[c + i] - hi) * (coef[c + i] + base);
-      stream_store(dx + c, chunk, end - c);
-    } else {
-#pragma omp simd
-      for (int64_t i = c; i < end; ++i) dx[i] = exp_nonpos(x[i] - hi) * (coef[i] + base);
-    }
+    for (int64_t i = 0; i < end - c; ++i) chunk[i] = exp_nonpos(x[c + i] - hi) * (coef[c + i] + base);
+    stream_store(dx + c, chunk, end - c);
   }
 }
 
@@ -235,8 +242,12 @@ HF_MULTIVERSION void block_sums(const float* x, const float* wv, int64_t W, int6
   block_sums_impl(x, wv, W, rows, m, next, col, suf, out);
 }
 HF_MULTIVERSION void block_grad(const float* x, const float* coef, int64_t n, float hi, float base,
-                                const float* next, bool stream, float* dx) {
-  block_grad_impl(x, coef, n, hi, base, next, stream, dx);
+                                const float* next, float* dx) {
+  block_grad_impl(x, coef, n, hi, base, next, dx);
+}
+HF_MULTIVERSION void block_grad_stream(const float* x, const float* coef, int64_t n, float hi, float base,
+                                       const float* next, float* dx) {
+  block_grad_stream_impl(x, coef, n, hi, base, next, dx);
 }
 double block_max(const double* x, int64_t n) { return block_max_impl(x, n); }
 void block_sums(const double* x, const double* wv, int64_t W, int64_t rows, double m, const double* next,
@@ -244,8 +255,12 @@ void block_sums(const double* x, const double* wv, int64_t W, int64_t rows, doub
   block_sums_impl(x, wv, W, rows, m, next, col, suf, out);
 }
 void block_grad(const double* x, const double* coef, int64_t n, double hi, double base, const double* next,
-                bool stream, double* dx) {
-  block_grad_impl(x, coef, n, hi, base, next, stream, dx);
+                double* dx) {
+  block_grad_impl(x, coef, n, hi, base, next, dx);
+}
+void block_grad_stream(const double* x, const double* coef, int64_t n, double hi, double base,
+                       const double* next, double* dx) {
+  block_grad_stream_impl(x, coef, n, hi, base, next, dx);
 }
 
 // A fresh multi-MiB output is first touched by the kernel.  On Linux, ask for
@@ -517,9 +532,14 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
       const acc_t base = k * (ah * blk.h0(j) + ad * blk.d(j) - C);
       if constexpr (same) {
         // the next block starts where this one ends; past the end is harmless
-        block_grad(xb, coef.data(), n, hi, base, reinterpret_cast<const acc_t*>(x + off + n), stream, dx + off);
+        const acc_t* next = reinterpret_cast<const acc_t*>(x + off + n);
+        if (stream) {
+          block_grad_stream(xb, coef.data(), n, hi, base, next, dx + off);
+        } else {
+          block_grad(xb, coef.data(), n, hi, base, next, dx + off);
+        }
       } else {
-        block_grad(xb, coef.data(), n, hi, base, nullptr, false, out.data());
+        block_grad(xb, coef.data(), n, hi, base, nullptr, out.data());
         from_float(out.data(), n, dx + off);
       }
     }
