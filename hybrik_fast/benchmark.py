@@ -285,8 +285,14 @@ def run(cases: list[Case], device: torch.device, threads: list[int], dtype=torch
     return report
 
 
+#: environment variables that change what the benchmark measures, recorded when set
+RECORDED_ENV = ("GLIBC_TUNABLES", "LD_PRELOAD", "OMP_NUM_THREADS", "HYBRIK_FAST_BACKEND",
+                "HYBRIK_FAST_STREAMING_STORES", "THP_MEM_ALLOC_ENABLE")
+
+
 def header(device: torch.device, dtype) -> dict:
     return {"machine": machine(), "versions": versions(), "commit": git_commit(),
+            "env": {k: os.environ[k] for k in RECORDED_ENV if k in os.environ},
             "device": str(device) if device.type != "cuda" else f"{device} ({torch.cuda.get_device_name(device)})",
             "dtype": str(dtype).replace("torch.", ""),
             "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
@@ -306,7 +312,7 @@ def header_lines(h: dict) -> list[str]:
         "versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None),
         f"commit: {h['commit'] or 'unknown'}   device: {h['device']}   dtype: {h['dtype']}   {h['date']}"
         + (f"   load {h['load_average']:.1f} at start" if h.get("load_average") is not None else ""),
-    ]
+    ] + (["env: " + "  ".join(f"{k}={v}" for k, v in h["env"].items())] if h.get("env") else [])
 
 
 def format_report(report: dict) -> str:
