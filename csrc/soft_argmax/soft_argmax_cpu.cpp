@@ -281,13 +281,7 @@ void advise_huge_pages(void* p, size_t bytes) {
 // Whether the pages of [p, p + bytes) are resident, judged by the first,
 // middle and last page (mincore).  An output the allocator hands back from
 // memory already in use is; a fresh mapping (glibc maps allocations above
-// 32 MiB anew each time) is not, and the kernel zeroes each of its pages, in
-// cache, on the first touch.  Resident output is written with streaming
-// stores (a plain store first reads the line from memory); fresh output with
-// plain stores, which land on the just-zeroed lines.  Measured at 29×64³ on 2
-// threads: the backward into reused memory 1.88 -> 1.46 ms with streaming
-// stores; at 8×29×64³ (fresh) streaming stores made it slower, 36 -> 41 ms
-// on 1 thread.
+// 32 MiB anew each time) is not.
 bool is_resident(const void* p, size_t bytes) {
 #ifdef __linux__
   if (bytes == 0) return false;
@@ -328,17 +322,26 @@ size_t last_level_cache_bytes() {
   return bytes;
 }
 
-// Streaming stores for a float dx whose memory is resident and which, with
-// x, overflows the largest cache (for a smaller one, plain stores leave dx in
-// cache for the next op: at 1×2×64³, 1 thread, the backward ran at 4.6 G
-// voxels/s with plain stores and 3.0 with streaming ones).  The environment
-// variable HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the choice (the tests
-// cover both paths with it).
+// Streaming (non-temporal) stores skip the read of each line that a plain
+// store makes first, and leave the cache to x.  They are used for a float dx
+// when x and dx together overflow the largest cache (below that, plain
+// stores leave dx in cache for the next op: at 1×2×64³, 1 thread, 4.6 against
+// 3.0 G voxels/s), unless dx is itself larger than that cache and fresh: the
+// OS zeroes each fresh page on the first touch, in cache, and plain stores
+// then land on those lines, while streaming ones write every line twice.
+// Measured backward times, plain against streaming stores: 29×64³ (30 MB),
+// 2 threads, resident 1.9 against 1.5 ms, and in an autograd loop whose dx
+// is fresh (the heap regrown) a third of the time, median 2.7 against 2.0;
+// 8×29×64³ fresh, 28 against 37 ms on 2 threads, 36 against 44 on 1; the
+// same resident (glibc told to keep freed memory), 27.5 against 22 on 1.  The environment variable
+// HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the choice (the tests cover
+// both paths with it).
 bool use_streaming_stores(const at::Tensor& x, const at::Tensor& dx) {
   if (dx.scalar_type() != at::kFloat) return false;
   const char* env = std::getenv("HYBRIK_FAST_STREAMING_STORES");
   if (env != nullptr && (env[0] == '0' || env[0] == '1') && env[1] == '\0') return env[0] == '1';
-  return x.nbytes() + dx.nbytes() > last_level_cache_bytes() && is_resident(dx.data_ptr(), dx.nbytes());
+  const size_t llc = last_level_cache_bytes();
+  return x.nbytes() + dx.nbytes() > llc && (dx.nbytes() <= llc || is_resident(dx.data_ptr(), dx.nbytes()));
 }
 
 // How a row is cut into blocks: `rows` h-rows of W voxels each, never
