@@ -318,7 +318,8 @@ def header_lines(h: dict) -> list[str]:
 def format_report(report: dict) -> str:
     lines = header_lines(report["header"]) + [
         "ms: median; GB/s: bytes moved / time (module docstring); %copy: share of the copy "
-        "bandwidth measured around the case (copy GB/s); x ref: reference time / this time; peak MB: fwd+bwd allocations above the inputs",
+        "bandwidth measured around the case (copy GB/s); x ref: reference time / this time; "
+        "peak MB: fwd+bwd allocations above the inputs",
     ]
     cols = ["op", "case", "pass", "backend", "ms", "GB/s", "copy GB/s", "%copy", "poses/s", "x ref", "peak MB",
             "reps"]

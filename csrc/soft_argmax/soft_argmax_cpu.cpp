@@ -24,8 +24,8 @@
 // lse is kept in double: at |x| ~ 1e4 a float lse would be off by up to half
 // an ulp (5e-4) and so would every p.  Backward splits it per row into
 // float hi + lo and forms exp(x − hi)·exp(−lo), where x − hi is exact for
-// the x that matter (Sterbenz) and exp(−lo) is one per-row factor.  dx goes
-// out with streaming stores where its memory is already resident.
+// the x that matter (Sterbenz) and exp(−lo) is one per-row factor.  A float
+// dx goes out with streaming stores where that pays (use_streaming_stores).
 //
 // Accumulation is in float for fp16/bf16/fp32 and in double for fp64; the
 // outputs coords and conf are in that accumulation dtype (the Python op
@@ -178,9 +178,8 @@ inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const
   out[2] = sh;
 }
 
-// Streaming (non-temporal) stores of n floats, for an output whose pages are
-// already resident (see backward): they skip the read of each line that a
-// plain store makes first.  SSE2 is baseline on x86-64; elsewhere a copy.
+// Streaming (non-temporal) stores of n floats (when: use_streaming_stores).
+// SSE2 is baseline on x86-64; elsewhere a copy.
 inline void stream_store(float* dst, const float* src, int64_t n) {
 #if defined(__x86_64__)
   int64_t i = 0;
@@ -191,7 +190,6 @@ inline void stream_store(float* dst, const float* src, int64_t n) {
   std::memcpy(dst, src, n * sizeof(float));
 #endif
 }
-inline void stream_store(double* dst, const double* src, int64_t n) { std::memcpy(dst, src, n * sizeof(double)); }
 
 inline void stream_fence() {
 #if defined(__x86_64__)
@@ -213,22 +211,6 @@ inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const
   }
 }
 
-// The same with streaming stores: each chunk goes through an L1-resident
-// buffer to stream_store.
-template <typename acc_t>
-inline __attribute__((always_inline)) void block_grad_stream_impl(const acc_t* x, const acc_t* coef, int64_t n,
-                                                                  acc_t hi, acc_t base, const acc_t* next,
-                                                                  acc_t* dx) {
-  alignas(64) acc_t chunk[kPrefetchChunk];
-  for (int64_t c = 0; c < n; c += kPrefetchChunk) {
-    const int64_t end = std::min(n, c + kPrefetchChunk);
-    if (next != nullptr) prefetch_lines(next + c, end - c);
-#pragma omp simd
-    for (int64_t i = 0; i < end - c; ++i) chunk[i] = exp_nonpos(x[c + i] - hi) * (coef[c + i] + base);
-    stream_store(dx + c, chunk, end - c);
-  }
-}
-
 // The float versions are compiled for AVX-512, AVX2+FMA and baseline x86-64
 // and picked at load time (GCC function multi-versioning); the double ones
 // (gradcheck) are not speed-critical.
@@ -247,9 +229,18 @@ HF_MULTIVERSION void block_grad(const float* x, const float* coef, int64_t n, fl
                                 const float* next, float* dx) {
   block_grad_impl(x, coef, n, hi, base, next, dx);
 }
+// block_grad with streaming stores (float only): each chunk goes through an
+// L1-resident buffer to stream_store.
 HF_MULTIVERSION void block_grad_stream(const float* x, const float* coef, int64_t n, float hi, float base,
                                        const float* next, float* dx) {
-  block_grad_stream_impl(x, coef, n, hi, base, next, dx);
+  alignas(64) float chunk[kPrefetchChunk];
+  for (int64_t c = 0; c < n; c += kPrefetchChunk) {
+    const int64_t end = std::min(n, c + kPrefetchChunk);
+    if (next != nullptr) prefetch_lines(next + c, end - c);
+#pragma omp simd
+    for (int64_t i = 0; i < end - c; ++i) chunk[i] = exp_nonpos(x[c + i] - hi) * (coef[c + i] + base);
+    stream_store(dx + c, chunk, end - c);
+  }
 }
 double block_max(const double* x, int64_t n) { return block_max_impl(x, n); }
 void block_sums(const double* x, const double* wv, int64_t W, int64_t rows, double m, const double* next,
@@ -259,10 +250,6 @@ void block_sums(const double* x, const double* wv, int64_t W, int64_t rows, doub
 void block_grad(const double* x, const double* coef, int64_t n, double hi, double base, const double* next,
                 double* dx) {
   block_grad_impl(x, coef, n, hi, base, next, dx);
-}
-void block_grad_stream(const double* x, const double* coef, int64_t n, double hi, double base,
-                       const double* next, double* dx) {
-  block_grad_stream_impl(x, coef, n, hi, base, next, dx);
 }
 
 // A fresh multi-MiB output is first touched by the kernel.  On Linux, ask for
@@ -333,9 +320,9 @@ size_t last_level_cache_bytes() {
 // 2 threads, resident 1.9 against 1.5 ms, and in an autograd loop whose dx
 // is fresh (the heap regrown) a third of the time, median 2.7 against 2.0;
 // 8×29×64³ fresh, 28 against 37 ms on 2 threads, 36 against 44 on 1; the
-// same resident (glibc told to keep freed memory), 27.5 against 22 on 1.  The environment variable
-// HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the choice (the tests cover
-// both paths with it).
+// same resident (glibc told to keep freed memory), 27.5 against 22 on 1.
+// The environment variable HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the
+// choice (the tests cover both paths with it).
 bool use_streaming_stores(const at::Tensor& x, const at::Tensor& dx) {
   if (dx.scalar_type() != at::kFloat) return false;
   const char* env = std::getenv("HYBRIK_FAST_STREAMING_STORES");
@@ -530,7 +517,7 @@ void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t 
 //
 // The R·nb blocks run in parallel as one range (so a few rows share out
 // evenly, as in forward); a thread recomputes the per-row terms when its
-// range enters a new row.  `stream`: see is_resident.
+// range enters a new row.  `stream` (float only): see use_streaming_stores.
 template <typename scalar_t>
 void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
                      const at::opmath_type<scalar_t>* coords, const double* lse,
@@ -564,11 +551,13 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
       if constexpr (same) {
         // the next block starts where this one ends; past the end is harmless
         const acc_t* next = reinterpret_cast<const acc_t*>(x + off + n);
-        if (stream) {
-          block_grad_stream(xb, coef.data(), n, hi, base, next, dx + off);
-        } else {
-          block_grad(xb, coef.data(), n, hi, base, next, dx + off);
+        if constexpr (std::is_same_v<scalar_t, float>) {
+          if (stream) {
+            block_grad_stream(xb, coef.data(), n, hi, base, next, dx + off);
+            continue;
+          }
         }
+        block_grad(xb, coef.data(), n, hi, base, next, dx + off);
       } else {
         block_grad(xb, coef.data(), n, hi, base, nullptr, out.data());
         from_float(out.data(), n, dx + off);
