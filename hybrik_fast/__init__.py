@@ -3,6 +3,7 @@
 Shapes: B batch, K joints, D/H/W heatmap depth/height/width, V vertices.
 """
 from . import _ext  # noqa: F401  (warns once if the extension is missing)
+from ._ext import cache_info, empty_cache
 from . import skeleton
 from .body import BodyModel
 from .ik import forward_kinematics, hybrik_ik, twist_angles
@@ -10,5 +11,5 @@ from .soft_argmax import soft_argmax3d
 
 __version__ = "0.1.0"
 
-__all__ = ["BodyModel", "forward_kinematics", "hybrik_ik", "twist_angles",
+__all__ = ["BodyModel", "cache_info", "empty_cache", "forward_kinematics", "hybrik_ik", "twist_angles",
            "soft_argmax3d", "skeleton", "__version__"]

@@ -6,6 +6,7 @@ the Triton interpreter where there is no GPU.
 import pytest
 import torch
 
+import hybrik_fast
 from hybrik_fast import soft_argmax3d
 from hybrik_fast import _ext
 from hybrik_fast.reference import soft_argmax3d as reference
@@ -99,6 +100,114 @@ def test_streaming_and_plain_stores_agree(shape, monkeypatch):
         monkeypatch.setenv("HYBRIK_FAST_STREAMING_STORES", flag)
         dx[flag] = check_against_reference(x, g, "cpu")[2]
     assert torch.equal(dx["0"], dx["1"])
+
+
+# ---------------------------------------------------------------- output cache
+# The CPU backward takes a dx of 1 MiB or more from a cache of freed
+# gradients (csrc/common/output_cache.h).  2×4×32³ floats = 1 MiB.
+CACHED = (2, 4, 32, 32, 32)
+
+
+def grad_of(x, g):
+    """d(coords · g)/dx by the fused CPU backward; x (B, K, D, H, W), g (B, K, 3)."""
+    x = x.detach().requires_grad_()
+    return torch.autograd.grad(soft_argmax3d(x, backend="cpu"), x, g.to(x.dtype))[0]
+
+
+def reference_grad(x, g):
+    x = x.detach().double().requires_grad_()
+    return torch.autograd.grad(reference(x), x, g.double())[0]
+
+
+def assert_grad_close(dx, dx_ref):
+    """fp32 rule of check_against_reference, at the scale of the whole tensor."""
+    torch.testing.assert_close(dx.double(), dx_ref, rtol=1e-5, atol=1e-5 * dx_ref.abs().max().item())
+
+
+@pytest.mark.parametrize("streaming", ["0", "1"])
+def test_cached_gradient_is_reused_and_fully_written(streaming, monkeypatch):
+    """A freed gradient's buffer comes back for the next backward of the
+    same size, and that backward writes all of it: the stale values of the
+    first (another upstream gradient) leave no trace."""
+    monkeypatch.setenv("HYBRIK_FAST_STREAMING_STORES", streaming)
+    hybrik_fast.empty_cache()
+    x = make_heatmaps(*CACHED)
+    g1, g2 = make_grad(2, 4, seed=1), make_grad(2, 4, seed=2)
+    dx1 = grad_of(x, g1)
+    ptr = dx1.data_ptr()
+    dx1.fill_(1e30)  # what a stale read would show
+    del dx1
+    assert hybrik_fast.cache_info() == {"blocks": 1, "bytes": 2 ** 20}
+    dx2 = grad_of(x, g2)
+    assert dx2.data_ptr() == ptr and hybrik_fast.cache_info()["blocks"] == 0
+    assert_grad_close(dx2, reference_grad(x, g2))
+
+
+def test_kept_gradient_is_not_reused():
+    """A gradient the caller still holds (here through a view) keeps its
+    buffer: the next backward gets another one, and the first is intact."""
+    hybrik_fast.empty_cache()
+    x = make_heatmaps(*CACHED)
+    dx1 = grad_of(x, make_grad(2, 4, seed=1))
+    view = dx1[1]
+    saved = view.clone()
+    del dx1
+    dx2 = grad_of(x, make_grad(2, 4, seed=2))
+    assert dx2.data_ptr() != view.data_ptr() and torch.equal(view, saved)
+
+
+def test_accumulated_grad_matches_reference():
+    """.backward() twice: the first gradient becomes x.grad (AccumulateGrad
+    keeps the cached tensor), the second is added into it and freed."""
+    hybrik_fast.empty_cache()
+    x = make_heatmaps(*CACHED).requires_grad_()
+    g = make_grad(2, 4).float()
+    for _ in range(2):
+        soft_argmax3d(x, backend="cpu").backward(g)
+    assert_grad_close(x.grad, 2 * reference_grad(x, g))
+    assert hybrik_fast.cache_info()["blocks"] == 1
+
+
+def test_cache_holds_two_buffers_and_skips_small_ones():
+    hybrik_fast.empty_cache()
+    for D in (32, 33, 34):  # three sizes of 1 MiB or more, freed in turn
+        grad_of(make_heatmaps(2, 4, D, 32, 32), make_grad(2, 4))
+    assert hybrik_fast.cache_info() == {"blocks": 2, "bytes": 4 * 2 * 4 * (33 + 34) * 32 * 32}
+    hybrik_fast.empty_cache()
+    grad_of(make_heatmaps(2, 4, 31, 32, 32), make_grad(2, 4))  # just under 1 MiB
+    assert hybrik_fast.cache_info() == {"blocks": 0, "bytes": 0}
+
+
+def test_cache_can_be_turned_off(monkeypatch):
+    hybrik_fast.empty_cache()
+    monkeypatch.setenv("HYBRIK_FAST_CACHE_OUTPUTS", "0")
+    grad_of(make_heatmaps(*CACHED), make_grad(2, 4))
+    assert hybrik_fast.cache_info()["blocks"] == 0
+
+
+
+@pytest.mark.parametrize("name", ["HYBRIK_FAST_CACHE_OUTPUTS", "HYBRIK_FAST_STREAMING_STORES"])
+def test_bad_switch_value_is_an_error(name, monkeypatch):
+    monkeypatch.setenv(name, "yes")
+    with pytest.raises(RuntimeError, match=f"{name} must be 0 or 1"):
+        grad_of(make_heatmaps(*CACHED), make_grad(2, 4))
+
+
+def test_profiler_sees_a_reused_gradient():
+    """Memory profiles (and the bench's peak MB) count a gradient taken from
+    the cache as an allocation, and its return as a free."""
+    from torch.profiler import ProfilerActivity, profile
+
+    hybrik_fast.empty_cache()
+    x = make_heatmaps(*CACHED)
+    g = make_grad(2, 4)
+    grad_of(x, g)  # freed at once: now cached
+    assert hybrik_fast.cache_info()["blocks"] == 1
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        grad_of(x, g)
+    assert hybrik_fast.cache_info()["blocks"] == 1
+    sizes = [e.nbytes() for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    assert 2 ** 20 in sizes and -2 ** 20 in sizes, sizes
 
 
 def test_rows_split_into_segments():

@@ -24,8 +24,11 @@
 // lse is kept in double: at |x| ~ 1e4 a float lse would be off by up to half
 // an ulp (5e-4) and so would every p.  Backward splits it per row into
 // float hi + lo and forms exp(x − hi)·exp(−lo), where x − hi is exact for
-// the x that matter (Sterbenz) and exp(−lo) is one per-row factor.  A float
-// dx goes out with streaming stores where that pays (use_streaming_stores).
+// the x that matter (Sterbenz) and exp(−lo) is one per-row factor.  dx is
+// taken from a cache of freed gradients (common/output_cache.h), so that in a
+// training loop it is memory already mapped, not fresh pages the OS must zero
+// on the first touch; a float dx goes out with streaming stores where that
+// pays (use_streaming_stores).
 //
 // Accumulation is in float for fp16/bf16/fp32 and in double for fp64; the
 // outputs coords and conf are in that accumulation dtype (the Python op
@@ -44,6 +47,9 @@
 #include <limits>
 #include <string>
 #include <vector>
+
+#include "common/env.h"
+#include "common/output_cache.h"
 
 #ifdef __linux__
 #include <sys/mman.h>
@@ -321,12 +327,13 @@ size_t last_level_cache_bytes() {
 // is fresh (the heap regrown) a third of the time, median 2.7 against 2.0;
 // 8×29×64³ fresh, 28 against 37 ms on 2 threads, 36 against 44 on 1; the
 // same resident (glibc told to keep freed memory), 27.5 against 22 on 1.
-// The environment variable HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the
+// With the output cache a dx is fresh only on the first backward of its size
+// (or with the cache off).  The environment variable HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the
 // choice (the tests cover both paths with it).
 bool use_streaming_stores(const at::Tensor& x, const at::Tensor& dx) {
   if (dx.scalar_type() != at::kFloat) return false;
-  const char* env = std::getenv("HYBRIK_FAST_STREAMING_STORES");
-  if (env != nullptr && (env[0] == '0' || env[0] == '1') && env[1] == '\0') return env[0] == '1';
+  const int forced = env_switch("HYBRIK_FAST_STREAMING_STORES");
+  if (forced >= 0) return forced == 1;
   const size_t llc = last_level_cache_bytes();
   return x.nbytes() + dx.nbytes() > llc && (dx.nbytes() <= llc || is_resident(dx.data_ptr(), dx.nbytes()));
 }
@@ -613,7 +620,7 @@ at::Tensor soft_argmax3d_bwd_cpu(const at::Tensor& grad_coords, const at::Tensor
   const at::Tensor g = grad_coords.to(acc).contiguous();
   const at::Tensor c = coords.to(acc).contiguous();
   const at::Tensor l = lse.to(at::kDouble).contiguous();
-  at::Tensor dx = at::empty(x.sizes(), x.options());
+  at::Tensor dx = cached_empty(x.sizes(), x.options());
   const bool stream = use_streaming_stores(x, dx);
   advise_huge_pages(dx.data_ptr(), dx.nbytes());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_argmax3d_bwd_cpu", [&] {
