@@ -16,8 +16,10 @@ from heatmap_support import (EDGE_CASES, check_against_reference, fwd_bwd, make_
 pytestmark = pytest.mark.skipif(_ext.C is None, reason="the C++ extension is not built")
 
 # (B, K, D, H, W): odd sizes, D != H != W, B in {0, 1, 3}, a single voxel, and
-# shapes that take every blocking branch of the CPU kernel (a plane cut into
-# several blocks with a short last one: H·W > 4096; one h-row over a block: W > 4096)
+# shapes that take every blocking branch of the CPU kernel (csrc: Blocking):
+# a plane cut into several blocks with a short last one (H·W > 4096); one
+# h-row over a block (W > 4096); forward blocks of whole planes (W < 32),
+# several per row with a short last one (40×24×24) and with W = 1
 SHAPES = [
     (1, 1, 1, 1, 1),
     (1, 3, 5, 6, 7),
@@ -26,6 +28,8 @@ SHAPES = [
     (3, 29, 8, 9, 10),
     (1, 2, 2, 130, 40),
     (1, 1, 2, 3, 5000),
+    (2, 3, 40, 24, 24),
+    (1, 2, 6, 50, 1),
     (1, 2, 64, 64, 64),
 ]
 
@@ -210,20 +214,23 @@ def test_profiler_sees_a_reused_gradient():
     assert 2 ** 20 in sizes and -2 ** 20 in sizes, sizes
 
 
-def test_rows_split_into_segments():
-    """Rows of 16×64×64 voxels run as 2 segments merged as a log-sum-exp
-    (csrc: forward_kernel).  One row's first segment is all −inf, one row's
-    max lies 50 above the rest in its last segment, one row has a NaN in its
+@pytest.mark.parametrize("D, H, W", [(16, 64, 64), (120, 24, 24)], ids=["h-rows", "planes"])
+def test_rows_split_into_segments(D, H, W):
+    """Rows of 16×64×64 (blocks of h-rows) and of 120×24×24 voxels (blocks
+    of 28 planes) run as 2 segments merged as a log-sum-exp (csrc:
+    forward_kernel).  One row's first segment is all −inf, one row's max
+    lies 50 above the rest in its last segment, one row has a NaN in its
     second segment: that row is NaN and the others are not."""
-    x = make_heatmaps(1, 4, 16, 64, 64, seed=9)
-    x[0, 0, :8] = float("-inf")
-    x[0, 1, 15, 3, 7] += 50.0
-    x[0, 2, 12, 5, 5] = float("nan")
+    first = D // 2 if H == 64 else 56  # the first segment's planes
+    x = make_heatmaps(1, 4, D, H, W, seed=9)
+    x[0, 0, :first] = float("-inf")
+    x[0, 1, D - 1, 3, 7] += 50.0
+    x[0, 2, (3 * D) // 4, 5, 5] = float("nan")
     c, conf, dx = check_against_reference(x, make_grad(1, 4), "cpu")
     assert c[0, 2].isnan().all() and conf[0, 2].isnan() and dx[0, 2].isnan().all()
     good = [0, 1, 3]
     assert torch.isfinite(c[0, good]).all() and torch.isfinite(conf[0, good]).all()
-    assert torch.isfinite(dx[0, good]).all() and (dx[0, 0, :8] == 0).all()
+    assert torch.isfinite(dx[0, good]).all() and (dx[0, 0, :first] == 0).all()
 
 
 def test_confidence_is_not_differentiable():
