@@ -345,15 +345,25 @@ size_t last_level_cache_bytes() {
 // 8×29×64³ fresh, 28 against 37 ms on 2 threads, 36 against 44 on 1; the
 // same resident (glibc told to keep freed memory), 27.5 against 22 on 1.
 // With the output cache a dx is fresh only on the first backward of its size
-// (or with the cache off).  The environment variable HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the
+// (or with the cache off).  Streaming pays only with long blocks (block_len
+// voxels, at least kBlock/2): with the cache, 1 thread, plain against
+// streaming, 2×29×64³ (blocks of 4096) 7.1 against 5.8 ms and 3×29×48³
+// (4080) 4.0 against 4.0, but 16×29×32³ (1024) 5.3 against 6.0, 20×29×24³
+// (576) 3.4 against 4.6 and 48×29×24³ 6.7 against 8.0 (on 2 threads the
+// short blocks gain 6–16% at 58–73 MB and lose 9–23% at 26–37 MB).  The
+// environment variable HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the
 // choice (the tests cover both paths with it).
-bool use_streaming_stores(const at::Tensor& x, const at::Tensor& dx) {
+bool use_streaming_stores(const at::Tensor& x, const at::Tensor& dx, int64_t block_len) {
   if (dx.scalar_type() != at::kFloat) return false;
   const int forced = env_switch("HYBRIK_FAST_STREAMING_STORES");
   if (forced >= 0) return forced == 1;
   const size_t llc = last_level_cache_bytes();
-  return x.nbytes() + dx.nbytes() > llc && (dx.nbytes() <= llc || is_resident(dx.data_ptr(), dx.nbytes()));
+  return block_len >= kBlock / 2 && x.nbytes() + dx.nbytes() > llc &&
+         (dx.nbytes() <= llc || is_resident(dx.data_ptr(), dx.nbytes()));
 }
+
+// h-rows per block: as many as fit kBlock voxels, at least one, at most the plane.
+inline int64_t block_rows(int64_t H, int64_t W) { return std::min<int64_t>(H, std::max<int64_t>(1, kBlock / W)); }
 
 // How a row is cut into blocks: `rows` h-rows of W voxels each, never
 // crossing a d-plane; nbh blocks per d-plane, nb per row (the last block of a
@@ -376,7 +386,7 @@ struct Blocking {
   int64_t D, H, W, rows, len, nbh, nb, planes, fnb;
   std::vector<acc_t> wv, hv;  // len entries, or H·W when planes > 1
   Blocking(int64_t D_, int64_t H_, int64_t W_) : D(D_), H(H_), W(W_) {
-    rows = std::min<int64_t>(H, std::max<int64_t>(1, kBlock / W));
+    rows = block_rows(H, W);
     len = rows * W;
     nbh = (H + rows - 1) / rows;
     nb = D * nbh;
@@ -673,7 +683,7 @@ at::Tensor soft_argmax3d_bwd_cpu(const at::Tensor& grad_coords, const at::Tensor
   const at::Tensor c = coords.to(acc).contiguous();
   const at::Tensor l = lse.to(at::kDouble).contiguous();
   at::Tensor dx = cached_empty(x.sizes(), x.options());
-  const bool stream = use_streaming_stores(x, dx);
+  const bool stream = use_streaming_stores(x, dx, block_rows(H, W) * W);
   advise_huge_pages(dx.data_ptr(), dx.nbytes());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "soft_argmax3d_bwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
