@@ -143,8 +143,26 @@ def test_cached_gradient_is_reused_and_fully_written(streaming, monkeypatch):
     del dx1
     assert hybrik_fast.cache_info() == {"blocks": 1, "bytes": 2 ** 20}
     dx2 = grad_of(x, g2)
-    assert dx2.data_ptr() == ptr and hybrik_fast.cache_info()["blocks"] == 0
+    assert dx2.data_ptr() == ptr and dx2.is_contiguous() and hybrik_fast.cache_info()["blocks"] == 0
     assert_grad_close(dx2, reference_grad(x, g2))
+
+
+def test_cached_gradient_is_an_ordinary_tensor():
+    """Contiguous, resizable (a resize allocates anew and gives the buffer
+    back), saved and loaded like any other."""
+    import io
+
+    hybrik_fast.empty_cache()
+    dx = grad_of(make_heatmaps(*CACHED), make_grad(2, 4))
+    assert dx.is_contiguous() and dx.shape == CACHED and hybrik_fast.cache_info()["blocks"] == 0
+    buf = io.BytesIO()
+    torch.save(dx, buf)
+    buf.seek(0)
+    assert torch.equal(torch.load(buf), dx)
+    dx.resize_(3 * 2 ** 18)  # 3 MiB of float32
+    assert hybrik_fast.cache_info() == {"blocks": 1, "bytes": 2 ** 20}
+    dx.fill_(2.0)
+    assert dx.sum().item() == 2.0 * dx.numel()
 
 
 def test_kept_gradient_is_not_reused():

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <deque>
@@ -109,20 +110,42 @@ class OutputCache {
   size_t in_use_ = 0, cached_ = 0;
 };
 
+// The DataPtr context of a buffer handed out: freeing the storage gives it back.
+struct Handout {
+  void* ptr;
+  size_t bytes;
+};
+
+void give_back(void* ctx) {
+  auto* h = static_cast<Handout*>(ctx);
+  OutputCache::get().give_back(h->ptr, h->bytes);
+  delete h;
+}
+
 }  // namespace
 
 at::Tensor cached_empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
   TORCH_CHECK(options.device().is_cpu(), "cached_empty: CPU tensors only");
-  const int64_t numel = c10::multiply_integers(sizes);
-  const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(c10::typeMetaToScalarType(options.dtype()));
+  const auto dtype = c10::typeMetaToScalarType(options.dtype());
+  const size_t bytes = static_cast<size_t>(c10::multiply_integers(sizes)) * c10::elementSize(dtype);
   if (bytes < kMinBytes || env_switch("HYBRIK_FAST_CACHE_OUTPUTS") == 0) return at::empty(sizes, options);
   void* p = OutputCache::get().take(bytes);
+  Handout* h = nullptr;
   try {
-    return at::from_blob(p, sizes, [bytes](void* q) { OutputCache::get().give_back(q, bytes); }, options);
+    h = new Handout{p, bytes};
   } catch (...) {
     OutputCache::get().give_back(p, bytes);
     throw;
   }
+  // A resizable storage with the CPU allocator, as at::empty makes: a resize
+  // allocates anew and gives this buffer back.
+  c10::Storage storage(c10::Storage::use_byte_size_t(), bytes,
+                       c10::DataPtr(p, h, &give_back, c10::Device(c10::DeviceType::CPU)), c10::GetCPUAllocator(),
+                       /*resizable=*/true);
+  at::Tensor out = at::detail::make_tensor<c10::TensorImpl>(std::move(storage), c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                                            options.dtype());
+  out.unsafeGetTensorImpl()->set_sizes_contiguous(sizes);
+  return out;
 }
 
 void clear_output_cache() { OutputCache::get().clear(); }

@@ -11,8 +11,9 @@
 //
 // The tensor it returns owns its buffer like any other: the buffer goes back
 // to the cache only when the tensor's storage is freed, so a gradient the
-// user keeps is never written over.  Its contents are uninitialised (as
-// at::empty).  Hand-outs and returns are reported to the PyTorch profiler as
+// user keeps is never written over.  Its contents are uninitialised and its
+// storage resizable (a resize allocates anew and gives the buffer back), as
+// with at::empty.  Hand-outs and returns are reported to the PyTorch profiler as
 // allocations and frees, so memory profiles still see every output.
 // HYBRIK_FAST_CACHE_OUTPUTS=0 turns the cache off (at::empty instead);
 // clear_output_cache() (hybrik_fast.empty_cache()) frees what it holds.
