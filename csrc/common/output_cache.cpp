@@ -110,16 +110,12 @@ class OutputCache {
   size_t in_use_ = 0, cached_ = 0;
 };
 
-// The DataPtr context of a buffer handed out: freeing the storage gives it back.
-struct Handout {
-  void* ptr;
-  size_t bytes;
-};
-
+// The deleter of a handed-out buffer's DataPtr, whose context is a Block:
+// freeing the storage gives the buffer back.
 void give_back(void* ctx) {
-  auto* h = static_cast<Handout*>(ctx);
-  OutputCache::get().give_back(h->ptr, h->bytes);
-  delete h;
+  auto* b = static_cast<Block*>(ctx);
+  OutputCache::get().give_back(b->ptr, b->bytes);
+  delete b;
 }
 
 }  // namespace
@@ -130,9 +126,9 @@ at::Tensor cached_empty(at::IntArrayRef sizes, const at::TensorOptions& options)
   const size_t bytes = static_cast<size_t>(c10::multiply_integers(sizes)) * c10::elementSize(dtype);
   if (bytes < kMinBytes || env_switch("HYBRIK_FAST_CACHE_OUTPUTS") == 0) return at::empty(sizes, options);
   void* p = OutputCache::get().take(bytes);
-  Handout* h = nullptr;
+  Block* h = nullptr;
   try {
-    h = new Handout{p, bytes};
+    h = new Block{p, bytes};
   } catch (...) {
     OutputCache::get().give_back(p, bytes);
     throw;
