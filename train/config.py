@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, fields
 
 import yaml
 
+from hybrik_fast._backend import canonical
+from hybrik_fast.models.common import MODEL_BACKENDS
+
 
 @dataclass
 class Config:
@@ -21,7 +24,7 @@ class Config:
     backbone: str = "resnet18"            # resnet18 | resnet34 | resnet50
     image_size: int = 128                 # S, crop size in pixels
     heatmap_size: list = field(default_factory=lambda: [32, 32, 32])   # D, H, W
-    backend: str = "fused"                # fused | reference: the op implementations
+    backend: str = "auto"                 # auto (alias fused) | reference | cpu, see hybrik_fast._backend
     model_kwargs: dict = field(default_factory=dict)   # extra build_model options (deconv_channels, ...)
     body: str = ""                        # SMPL-format body model file ("" = the synthetic body)
     # ---- data
@@ -106,7 +109,7 @@ PRESETS: dict[str, dict] = {
 VALID = {
     "head": ("heatmap", "transformer", "hmr"),
     "backbone": ("resnet18", "resnet34", "resnet50"),
-    "backend": ("fused", "reference"),
+    "backend": MODEL_BACKENDS,
     "optimizer": ("adam", "adamw"),
     "schedule": ("multistep", "invsqrt", "constant"),
     "amp": ("auto", "bf16", "fp16", "off"),
@@ -160,6 +163,7 @@ def validate(cfg: Config) -> Config:
     for key, allowed in VALID.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"config key {key!r} must be one of {allowed}, got {getattr(cfg, key)!r}")
+    cfg.backend = canonical(cfg.backend)  # the alias "fused" is saved as "auto"
     if len(cfg.heatmap_size) != 3 or not all(isinstance(n, int) and n > 0 for n in cfg.heatmap_size):
         raise ConfigError(f"heatmap_size must be three positive ints [D, H, W], got {cfg.heatmap_size}")
     for key in ("image_size", "batch_size"):

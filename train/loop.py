@@ -52,28 +52,6 @@ class TrainingError(RuntimeError):
 
 # ----------------------------------------------------------------------------- helpers
 
-def ops_backend(backend: str, device: torch.device) -> str:
-    """``--backend fused|reference`` -> the ``backend=`` of the ops ("auto" | "reference").
-
-    "fused" requires the compiled kernels for ``device``; it raises rather
-    than fall back silently to the reference.
-    """
-    from hybrik_fast import _backend
-    if backend == "reference":
-        return "reference"
-    if backend != "fused":
-        raise ValueError(f"backend must be 'fused' or 'reference', got {backend!r}")
-    for op in ("soft_argmax3d", "hybrik_ik"):
-        fused = _backend.OPS[op].get(device.type, "reference")
-        why = "no fused kernel for this device" if fused == "reference" else \
-            _backend.unavailable_reason(fused, device)
-        if why is not None:
-            raise RuntimeError(f"--backend fused: {op} has no fused implementation on {device} ({why}); "
-                               f"build the extension (pip install --no-build-isolation -e .) "
-                               f"or use --backend reference")
-    return "auto"
-
-
 def build_body(cfg: Config):
     """The body model: ``cfg.body`` (an SMPL-format file) or the synthetic body."""
     from hybrik_fast.body import BodyModel
@@ -84,7 +62,7 @@ def build_model(cfg: Config, device: torch.device, body=None) -> torch.nn.Module
     from hybrik_fast.models import build_model as build
     return build(head=cfg.head, backbone=cfg.backbone, image_size=cfg.image_size,
                  heatmap_size=tuple(cfg.heatmap_size), body=body if body is not None else build_body(cfg),
-                 backend=ops_backend(cfg.backend, device), **cfg.model_kwargs).to(device)
+                 backend=cfg.backend, **cfg.model_kwargs).to(device)
 
 
 def build_optimizer(cfg: Config, params: list) -> torch.optim.Optimizer:

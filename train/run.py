@@ -1,7 +1,7 @@
 """Command lines of ``hybrik-fast train`` / ``python -m hybrik_fast.train`` and ``hybrik-fast eval``.
 
     hybrik-fast train [--preset cpu-quick] [--config FILE.yaml] [--out DIR] [--resume]
-                      [--backend fused|reference] [key=value | --key value ...]
+                      [--backend auto|reference|cpu] [key=value | --key value ...]
 
 Any config key (see :class:`hybrik_fast.train.config.Config`) can be set as
 ``key=value`` or ``--key value``; values use YAML syntax (``milestones=[0.5,0.8]``).
@@ -84,7 +84,7 @@ def eval_main(argv=None) -> int:
     p.add_argument("--data", required=True,
                    help="dataset spec: synthetic[:SPLIT[:N]], h36m:ROOT, 3dpw:ROOT, 3dhp:ROOT, coco:ROOT")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--backend", choices=("fused", "reference"), default=None,
+    p.add_argument("--backend", choices=config.VALID["backend"], default=None,
                    help="op implementations (default: the checkpoint's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--max-batches", type=int, default=0, help="evaluate only this many batches (0 = all)")

@@ -26,8 +26,9 @@ def build_model(head: str = "heatmap", backbone: str = "resnet34", image_size: i
         deconvolutions give H = W = S/4; another (H, W) is reached by bilinear
         resampling.  D is free.
     body: the body model; None uses ``BodyModel.synthetic()``.
-    backend: passed to soft_argmax3d and hybrik_ik: "auto" (the fused kernels of
-        each device), "reference" or "cpu".
+    backend: passed to soft_argmax3d and hybrik_ik: "auto" (alias "fused": the
+        fused kernels of each device), "reference" or "cpu"; see
+        :mod:`hybrik_fast._backend`.
     pretrained: None, or a path (or dict) of torchvision-layout ImageNet
         weights for the backbone (``fc.*`` ignored).
     head_options: extra arguments of the head's class, e.g. ``deconv_channels``,

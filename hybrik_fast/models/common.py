@@ -25,9 +25,10 @@ from .backbone import build_backbone, load_torchvision_weights
 from .output import ModelOutput
 
 INIT_CAM = (0.9, 0.0, 0.0)
-#: backends that both soft_argmax3d and hybrik_ik accept, plus "auto"
-MODEL_BACKENDS = ("auto",) + tuple(
-    b for b in _backend.OPS["soft_argmax3d"]["backends"] if b in _backend.OPS["hybrik_ik"]["backends"])
+#: the ops a model passes its ``backend`` to
+MODEL_OPS = ("soft_argmax3d", "hybrik_ik")
+#: the backends a model accepts: those both ops have ("auto", "reference", "cpu"), and the alias "fused"
+MODEL_BACKENDS = _backend.shared_backends(MODEL_OPS) + tuple(_backend.ALIASES)
 
 
 class BodyHeadModel(nn.Module):
@@ -36,10 +37,7 @@ class BodyHeadModel(nn.Module):
 
     def __init__(self, backbone: str, image_size: int, body: BodyModel | None, backend: str):
         super().__init__()
-        if backend not in MODEL_BACKENDS:
-            raise ValueError(f"unknown model backend {backend!r}; valid choices: {', '.join(MODEL_BACKENDS)} "
-                             "(it is passed to both soft_argmax3d and hybrik_ik; 'auto' picks the "
-                             "fused kernels on each device)")
+        backend = _backend.check_shared(backend, MODEL_OPS, "the model's")
         if not isinstance(image_size, int) or image_size <= 0 or image_size % 32:
             raise ValueError(f"image_size must be a positive multiple of 32 (the backbone's stride), "
                              f"got {image_size!r}")
