@@ -46,17 +46,6 @@ def twist_angles(rotmats: torch.Tensor, rest_joints: torch.Tensor,
     return reference.twist_angles(rotmats, rest_joints)
 
 
-def _check_same(*named) -> None:
-    """All (name, tensor, spec) share the first one's dtype and device (ValueError)."""
-    name0, x0, spec0 = named[0]
-    for name, x, spec in named[1:]:
-        for what in ("dtype", "device"):
-            if getattr(x, what) != getattr(x0, what):
-                raise ValueError(
-                    f"{name} {shape_str(spec)} has {what} {getattr(x, what)} but {name0} {shape_str(spec0)} "
-                    f"has {getattr(x0, what)}; the inputs must share one {what}")
-
-
 _FUSED_DTYPES = (torch.float32, torch.float64)
 
 
@@ -79,11 +68,14 @@ def _check_ik(joints, twist, rest_joints, mode, fallback) -> None:
     sizes = check_tensor("joints", joints, _IK_SPECS["joints"])
     check_tensor("twist", twist, _IK_SPECS["twist"], sizes=sizes)
     check_tensor("rest_joints", rest_joints, _IK_SPECS["rest_joints"], sizes=sizes)
-    _check_same(("joints", joints, _IK_SPECS["joints"]), ("twist", twist, _IK_SPECS["twist"]),
-                ("rest_joints", rest_joints, _IK_SPECS["rest_joints"]))
+    named = {k: f"{k} {shape_str(spec)}" for k, spec in _IK_SPECS.items()}
+    check_same(named["joints"], joints, named["twist"], twist)
+    check_same(named["joints"], joints, named["rest_joints"], rest_joints)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if fallback is not None and not (float(fallback) >= 0):
+    if fallback is not None and (isinstance(fallback, bool) or not isinstance(fallback, (int, float))):
+        raise TypeError(f"fallback must be None or a distance in metres (a float), got {type(fallback).__name__}")
+    if fallback is not None and not (fallback >= 0):
         raise ValueError(f"fallback must be None or a distance >= 0 in metres, got {fallback!r}")
 
 
@@ -101,7 +93,8 @@ def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tens
     joints (B, 29, 3) root-relative metres, twist (B, 23, 2) as (cos, sin) of
     any length, rest_joints (B, 29, 3) -> local rotations (B, 24, 3, 3).
     mode: "adaptive" | "naive"; fallback: metres or None (adaptive only).
-    backend: "auto" | "reference" | "cpu" | "cuda".  The exact semantics are
+    backend: "auto" (alias "fused") | "reference" | "cpu" | "cuda" (see
+    :mod:`hybrik_fast._backend`).  The exact semantics are
     in :mod:`hybrik_fast.reference.kinematics`; the fused backends compute in
     float64 internally (float32 results are the exact answer, rounded) and
     differentiate joints, twist and rest_joints with a hand-written backward.

@@ -32,17 +32,33 @@ Every term is a masked mean over the label entries,
 
 Squared errors are the per-entry form of the paper's ℓ2 terms (as the public
 code's MSE losses).  Batch tensors have a leading B and may differ in dtype
-from the output; they are cast to the output's dtype and device.
+from the output; they are cast to the output's dtype and device.  Shapes are
+``OUTPUT_SHAPES`` and ``LABEL_SHAPES``; a wrong one raises ValueError, a
+non-floating tensor TypeError (the weights may also be bool).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ._validate import FLOAT_DTYPES, check_tensor
 from .camera import project, root_from_camera
+from .skeleton import NUM_BETAS, NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST
 
 MIN_DEPTH = 0.1  # metres
 SIGMA_EPS = 1e-6
+
+#: the fields of the model output the loss reads, and their shapes
+OUTPUT_SHAPES = {"uvd": ("B", NUM_JOINTS, 3), "joints": ("B", NUM_JOINTS, 3), "twist": ("B", NUM_TWIST, 2),
+                 "betas": ("B", NUM_BETAS), "rotmats": ("B", NUM_SMPL_JOINTS, 3, 3), "camera": ("B", 3),
+                 "sigma": ("B", NUM_JOINTS)}
+#: the batch keys the loss reads (hybrik_fast.data.common), and their shapes
+LABEL_SHAPES = {"joints_uvd": ("B", NUM_JOINTS, 3), "joints_uvd_weight": ("B", NUM_JOINTS, 3),
+                "joints_xyz": ("B", NUM_JOINTS, 3), "joints_xyz_weight": ("B", NUM_JOINTS, 3),
+                "betas": ("B", NUM_BETAS), "rotmats": ("B", NUM_SMPL_JOINTS, 3, 3),
+                "twist": ("B", NUM_TWIST, 2), "twist_weight": ("B", NUM_TWIST, 2),
+                "smpl_weight": ("B", 1), "camera": ("B", 3), "camera_weight": ("B", 1)}
+_WEIGHT_DTYPES = FLOAT_DTYPES + (torch.bool,)
 
 
 def masked_mean(err: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -72,16 +88,24 @@ class HybrIKLoss(nn.Module):
         return f"{w}, use_xyz={self.use_xyz}, laplace={self.laplace}"
 
     def forward(self, output, batch: dict):
+        if self.laplace and output.get("sigma") is None:
+            raise ValueError("HybrIKLoss(laplace=True) needs an output with sigma "
+                             "(the heatmap head); this output has none")
+        sizes: dict = {}  # binds B across every tensor
+        for key in (k for k in OUTPUT_SHAPES if k != "sigma" or self.laplace):
+            check_tensor(f"output[{key!r}]", output[key], OUTPUT_SHAPES[key], sizes=sizes)
         ref = output["uvd"]
 
         def label(key: str) -> torch.Tensor:
             if key not in batch:
                 raise KeyError(f"the batch has no {key!r}; HybrIKLoss needs the sample-dict keys "
                                "of hybrik_fast.data.common")
+            check_tensor(f"batch[{key!r}]", batch[key], LABEL_SHAPES[key], sizes=sizes,
+                         dtypes=_WEIGHT_DTYPES if key.endswith("_weight") else FLOAT_DTYPES)
             return batch[key].to(dtype=ref.dtype, device=ref.device)
 
         B = ref.shape[0]
-        smpl_w = label("smpl_weight").reshape(B, 1)                            # (B, 1)
+        smpl_w = label("smpl_weight")                                          # (B, 1)
         xyz_w = label("joints_xyz_weight")                                     # (B, 29, 3)
         uvd_w = label("joints_uvd_weight")                                     # (B, 29, 3)
 
@@ -90,9 +114,6 @@ class HybrIKLoss(nn.Module):
         else:
             err, w = (output["uvd"] - label("joints_uvd")).abs(), uvd_w
         if self.laplace:
-            if output.get("sigma") is None:
-                raise ValueError("HybrIKLoss(laplace=True) needs an output with sigma "
-                                 "(the heatmap head); this output has none")
             b = output["sigma"][..., None] + SIGMA_EPS                         # (B, 29, 1)
             err = torch.log(b) + err / b
         terms = {"pose": masked_mean(err, w)}
@@ -103,7 +124,7 @@ class HybrIKLoss(nn.Module):
         terms["twist"] = masked_mean((output["twist"] - label("twist")) ** 2, label("twist_weight"))
 
         if "camera_weight" in batch:
-            cam_w = label("camera_weight").reshape(B, 1)
+            cam_w = label("camera_weight")                                     # (B, 1)
         else:
             has_3d = (xyz_w.reshape(B, -1) > 0).any(dim=1, keepdim=True)
             cam_w = (has_3d | (smpl_w > 0)).to(ref.dtype)                      # (B, 1)

@@ -21,18 +21,14 @@ from __future__ import annotations
 import torch
 
 from . import _backend, reference
-from ._validate import FLOAT_DTYPES, check_tensor
+from ._validate import check_tensor
 
 SHAPE = "(B, K, D, H, W)"
 
 
 def _check_heatmaps(heatmaps) -> None:
-    """ValueError (naming the expected shape) for anything but a floating
-    tensor (B, K, D, H, W) with D, H, W > 0."""
-    if isinstance(heatmaps, torch.Tensor) and heatmaps.dtype not in FLOAT_DTYPES:
-        names = ", ".join(str(d).replace("torch.", "") for d in FLOAT_DTYPES)
-        raise ValueError(
-            f"heatmaps must be a floating tensor ({names}) of shape {SHAPE}, got dtype {heatmaps.dtype}")
+    """TypeError for anything but a floating tensor, ValueError unless its shape
+    is (B, K, D, H, W) with D, H, W > 0; both name the expected shape."""
     check_tensor("heatmaps", heatmaps, ("B", "K", "D", "H", "W"))
     B, K, D, H, W = heatmaps.shape
     if D == 0 or H == 0 or W == 0:
@@ -106,7 +102,8 @@ def soft_argmax3d(heatmaps: torch.Tensor, return_confidence: bool = False,
     and z D; with ``return_confidence`` also the non-differentiable
     confidence (B, K) = the maximum voxel probability.  Both in the input's
     dtype; the fused backends accumulate in float32 (float64 for float64).
-    backend: "auto" | "reference" | "cpu" | "triton" (see ``_backend``).
+    backend: "auto" (alias "fused") | "reference" | "cpu" | "triton" (see
+    :mod:`hybrik_fast._backend`).
     """
     _check_heatmaps(heatmaps)
     impl = _backend.resolve("soft_argmax3d", backend, heatmaps.device)

@@ -181,8 +181,9 @@ def test_masked_samples_get_no_gradient_and_dtypes_mix():
     w[0] = 1.0
     batch = make_batch(joints_uvd_weight=w, smpl_weight=torch.tensor([[1.0], [0.0]]))
     out = output_matching(batch)
-    uvd = torch.randn(B, 29, 3, dtype=torch.float64, requires_grad=True)
-    betas = torch.randn(B, 10, dtype=torch.float64, requires_grad=True)
+    g = torch.Generator().manual_seed(2)
+    uvd = torch.randn(B, 29, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    betas = torch.randn(B, 10, generator=g, dtype=torch.float64, requires_grad=True)
     out = ModelOutput(**{k: (v.double() if v is not None else None) for k, v in out.items()})
     out.uvd, out.betas = uvd, betas                     # float64 output, float32 batch
     total, _ = HybrIKLoss()(out, batch)
@@ -197,3 +198,23 @@ def test_missing_batch_key_is_named():
     del batch["twist_weight"]
     with pytest.raises(KeyError, match="twist_weight"):
         HybrIKLoss()(output_matching(make_batch()), batch)
+
+
+def test_bad_shape_is_a_value_error_and_bad_dtype_a_type_error():
+    batch = make_batch()
+    out = output_matching(batch)
+    loss = HybrIKLoss()
+    # betas (B, 1) would broadcast against (B, 10) without the check
+    with pytest.raises(ValueError, match=r"batch\['betas'\] must have shape \(B, 10\), got \(2, 1\)"):
+        loss(out, {**batch, "betas": torch.zeros(B, 1)})
+    with pytest.raises(ValueError, match=r"batch\['smpl_weight'\] must have shape \(B, 1\) with B = 2"):
+        loss(out, {**batch, "smpl_weight": torch.ones(B + 1, 1)})
+    with pytest.raises(ValueError, match=r"output\['twist'\] must have shape \(B, 23, 2\)"):
+        loss(ModelOutput(**{**dict(out.items()), "twist": torch.zeros(B, 23)}), batch)
+    with pytest.raises(TypeError, match=r"batch\['joints_uvd'\] must be a floating tensor"):
+        loss(out, {**batch, "joints_uvd": batch["joints_uvd"].long()})
+    # a bool mask is a weight like its float twin
+    w = torch.rand(B, 29, 3, generator=torch.Generator().manual_seed(3)) > 0.5
+    out.uvd = out.uvd + 0.1
+    as_bool = loss(out, {**batch, "joints_uvd_weight": w})[1]["pose"]
+    assert as_bool == loss(out, {**batch, "joints_uvd_weight": w.float()})[1]["pose"] > 0
