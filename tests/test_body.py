@@ -2,7 +2,6 @@
 import os
 import pickle
 import sys
-import time
 import types
 
 import numpy as np
@@ -47,10 +46,8 @@ def assert_same_buffers(a, b):
 # ---------------------------------------------------------------- synthetic body
 
 
-def test_synthetic_is_deterministic_and_fast():
-    t0 = time.perf_counter()
+def test_synthetic_is_deterministic():
     a = synthetic_arrays(0)
-    assert time.perf_counter() - t0 < 1.0
     b = synthetic_arrays(0)
     for k in a:
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
@@ -390,8 +387,10 @@ def test_wrong_input_shapes(body64):
         body64(rot, betas[:1])
     with pytest.raises(ValueError, match=r"\(B, 10\)"):
         body64.rest_joints(betas[0])
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="betas has dtype torch.float32 but rotmats has torch.float64"):
         body64(rot, betas.float())
+    with pytest.raises(TypeError, match=r"rotmats must be a floating tensor \(float32, float64\)"):
+        body64(rot.half(), betas.half())
 
 
 def test_nan_stays_in_its_sample(body64):

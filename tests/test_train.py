@@ -172,7 +172,8 @@ def test_crash_during_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_mean_rotation_is_a_rotation_and_exact_for_equal_inputs():
-    R = torch.linalg.qr(torch.randn(5, 24, 3, 3, dtype=torch.float64))[0]
+    g = torch.Generator().manual_seed(0)
+    R = torch.linalg.qr(torch.randn(5, 24, 3, 3, generator=g, dtype=torch.float64))[0]
     R = R * torch.linalg.det(R)[..., None, None]                        # proper rotations
     M = mean_rotation(R)
     assert torch.allclose(M @ M.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(24, 3, 3), atol=1e-12)
