@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from hybrik_fast import metrics as M
+from hybrik_fast.data.joint_maps import H36M_17_NAMES
 
 DT = torch.float64
 
@@ -22,10 +23,13 @@ def _rotation(axis, angle):
     return torch.eye(3, dtype=DT) + math.sin(angle) * K + (1 - math.cos(angle)) * K @ K
 
 
-def test_eval_joints_constant():
-    assert M.H36M_EVAL_14 == (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
-    assert len(M.AUC_THRESHOLDS_MM) == 31
-    assert M.AUC_THRESHOLDS_MM[0] == 0 and M.AUC_THRESHOLDS_MM[-1] == 150
+def test_eval_joints_and_auc_thresholds_follow_the_protocols():
+    """The 14 H36M evaluation joints are the 17 without pelvis, torso and nose (each once);
+    the 3DHP AUC thresholds run 0, 5, ..., 150 mm."""
+    names = [H36M_17_NAMES[j] for j in M.H36M_EVAL_14]
+    assert len(set(names)) == len(names) == 14
+    assert set(names) == set(H36M_17_NAMES) - {"pelvis", "torso", "nose"}
+    assert list(M.AUC_THRESHOLDS_MM) == [5.0 * i for i in range(31)]
 
 
 def test_mpjpe_constant_offset():
