@@ -2,6 +2,9 @@
 
 Kernels assume valid input; these functions raise an error that names the
 expected shape (``(B, 29, 3)``) as soon as a user passes something else.
+The rule of every public entry (ops, BodyModel, models, losses, metrics): a
+non-tensor or a wrong dtype (or dtypes that differ) raises TypeError, a wrong
+shape (or devices that differ) ValueError.
 """
 from __future__ import annotations
 
