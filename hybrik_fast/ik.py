@@ -3,8 +3,8 @@
 The fused IK is the operator ``hybrik_fast::hybrik_ik`` (a
 ``torch.library.custom_op`` with a fake implementation and a hand-written
 backward), over the C++ operators ``hybrik_fast_C::hybrik_ik_fwd`` /
-``hybrik_ik_bwd`` (csrc/ik/: one header of maths, a CPU loop and a CUDA
-kernel).  Shapes: B batch; joints (B, 29, 3), twist (B, 23, 2), rest joints
+``hybrik_ik_bwd`` (csrc/ik/: schemas in ik_op.cpp, the maths in shared
+HOST_DEVICE headers under ik_tree.h, a CPU loop and a CUDA kernel).  Shapes: B batch; joints (B, 29, 3), twist (B, 23, 2), rest joints
 (B, 29, 3), local rotations (B, 24, 3, 3).
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ from .skeleton import NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST
 
 MODES = ("adaptive", "naive")
 
-# the C++ op's mode codes (csrc/ik/ik_math.h, enum Mode)
-_NAIVE, _ADAPTIVE, _ADAPTIVE_FALLBACK = 0, 1, 2
+# the C++ ops' mode codes, defined in csrc/ik/mode.h and read from the
+# extension (none are needed without it: only the reference runs then)
+_CODES = _ext.C.ik_modes() if _ext.C is not None else {}
 
 _IK_SPECS = {"joints": ("B", NUM_JOINTS, 3), "twist": ("B", NUM_TWIST, 2),
              "rest_joints": ("B", NUM_JOINTS, 3)}
@@ -80,9 +81,12 @@ def _check_ik(joints, twist, rest_joints, mode, fallback) -> None:
 
 
 def _mode_code(mode: str, fallback: Optional[float]) -> tuple[int, float]:
+    """(mode, fallback) -> the C++ ops' (mode code, fallback in metres or -1)."""
     if mode == "naive":
-        return _NAIVE, -1.0
-    return (_ADAPTIVE, -1.0) if fallback is None else (_ADAPTIVE_FALLBACK, float(fallback))
+        return _CODES["naive"], -1.0
+    if fallback is None:
+        return _CODES["adaptive"], -1.0
+    return _CODES["adaptive_fallback"], float(fallback)
 
 
 def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tensor,

@@ -18,7 +18,7 @@ from tests_support import random_pose
 pytestmark = pytest.mark.skipif(_ext.C is None, reason="the C++ extension is not built")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEADER = os.path.join(ROOT, "csrc", "ik", "ik_math.h")
+HEADER = os.path.join(ROOT, "csrc", "ik", "topology.h")
 
 # (mode, fallback) of the three target rules
 MODES = [("naive", None), ("adaptive", None), ("adaptive", 0.015)]
@@ -381,8 +381,24 @@ def test_custom_op_and_cpp_autograd_agree():
         for x, y in zip(a, b):
             assert torch.equal(x, y)
     with torch.inference_mode():
-        code = 2
+        code = _ext.C.ik_modes()["adaptive_fallback"]
         assert torch.equal(torch.ops.hybrik_fast_C.hybrik_ik(P, tw, T, code, 0.015), fused(P, tw, T, "adaptive", 0.015))
+
+
+def test_mode_codes_run_the_rule_they_name():
+    """The C++ ops' mode codes are defined once (csrc/ik/mode.h) and exported as
+    _C.ik_modes(): each code runs the target rule its name says, against the reference,
+    on inputs where the three rules give different rotations."""
+    codes = _ext.C.ik_modes()
+    assert sorted(codes) == ["adaptive", "adaptive_fallback", "naive"]
+    P, tw, T = ik_inputs(8, seed=40, noise=0.01)
+    rules = {"naive": ("naive", None), "adaptive": ("adaptive", None), "adaptive_fallback": ("adaptive", 0.015)}
+    want = {name: ref.hybrik_ik(P, tw, T, *rule) for name, rule in rules.items()}
+    for a, b in [("naive", "adaptive"), ("adaptive", "adaptive_fallback"), ("naive", "adaptive_fallback")]:
+        assert (want[a] - want[b]).abs().max() > 1e-3  # the rules are told apart here
+    for name, (mode, fallback) in rules.items():
+        out = torch.ops.hybrik_fast_C.hybrik_ik_fwd(P, tw, T, codes[name], -1.0 if fallback is None else fallback)
+        assert (out - want[name]).abs().max() <= 1e-10
 
 
 def test_opcheck():
@@ -468,10 +484,20 @@ def test_bad_mode_and_fallback():
         hybrik_fast.hybrik_ik(*_ok(), fallback="0.01", backend="cpu")
 
 
-def test_cpp_entry_checks_shapes():
+def test_cpp_entry_checks_shapes_and_dtypes():
+    """The raw operators check too: ValueError naming the shape, TypeError for a dtype."""
     P, tw, T = _ok()
-    with pytest.raises(RuntimeError, match=r"twist must have shape \(B=2, 23, 2\)"):
-        torch.ops.hybrik_fast_C.hybrik_ik_fwd(P, torch.zeros(2, 22, 2), T, 1, -1.0)
+    code = _ext.C.ik_modes()["adaptive"]
+    with pytest.raises(ValueError, match=r"twist must have shape \(B, 23, 2\) = \[2, 23, 2\], got \[2, 22, 2\]"):
+        torch.ops.hybrik_fast_C.hybrik_ik_fwd(P, torch.zeros(2, 22, 2), T, code, -1.0)
+    with pytest.raises(ValueError, match=r"grad_rot must have shape .* = \[2, 24, 3, 3\]"):
+        torch.ops.hybrik_fast_C.hybrik_ik_bwd(torch.zeros(2, 24, 9), P, tw, T, code, -1.0)
+    with pytest.raises(TypeError, match=r"rest_joints must have the dtype of joints \(Float\), got Double"):
+        torch.ops.hybrik_fast_C.hybrik_ik_fwd(P, tw, T.double(), code, -1.0)
+    with pytest.raises(TypeError, match=r"joints must be float32 or float64, got Half"):
+        torch.ops.hybrik_fast_C.hybrik_ik_fwd(P.half(), tw.half(), T.half(), code, -1.0)
+    with pytest.raises(ValueError, match=r"mode must be"):
+        torch.ops.hybrik_fast_C.hybrik_ik_fwd(P, tw, T, 7, -1.0)
 
 
 # ---------------------------------------------------------------- CUDA

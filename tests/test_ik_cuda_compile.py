@@ -1,6 +1,6 @@
 """The CUDA kernels of the fused IK compile with nvcc (no GPU needed).
 
-The kernel translation unit (csrc/ik/ik_cuda_kernel.cuh + ik_math.h) needs
+The kernel translation unit (csrc/ik/ik_cuda_kernel.cuh + the ik/*.h maths) needs
 no torch headers, so it builds with plain nvcc even beside a CPU-only torch.
 Skipped where nvcc is not on PATH.
 """

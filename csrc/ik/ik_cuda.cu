@@ -1,5 +1,5 @@
 // Fused HybrIK IK on CUDA: the torch glue around ik_cuda_kernel.cuh.  The
-// operators are declared in ik_cpu.cpp; this file adds their CUDA kernels.
+// operators are declared in ik_op.cpp; this file adds their CUDA kernels.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>

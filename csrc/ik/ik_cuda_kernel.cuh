@@ -1,5 +1,5 @@
 // CUDA kernels of the fused IK: one thread per sample, each running the
-// per-sample drivers of ik_math.h (the same code the CPU loop runs).  Raw
+// per-sample drivers of ik_tree.h (the same code the CPU loop runs).  Raw
 // pointers only, no torch headers, so this compiles with plain nvcc
 // (tests/test_ik_cuda_compile.py); ik_cuda.cu adds the torch glue.
 #pragma once
@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "ik/ik_math.h"
+#include "ik/ik_tree.h"
 
 namespace hybrik_fast {
 namespace ik {
@@ -51,20 +51,10 @@ void launch_ik_forward(const S* joints, const S* twist, const S* rest, int mode,
                        int64_t B, cudaStream_t stream) {
   if (B == 0) return;
   const unsigned int blocks = ik_blocks(B);
-  switch (static_cast<Mode>(mode)) {
-    case Mode::kNaive:
-      ik_forward_kernel<S, Mode::kNaive><<<blocks, kThreadsPerBlock, 0, stream>>>(joints, twist, rest, fallback,
-                                                                                  rot, B);
-      break;
-    case Mode::kAdaptive:
-      ik_forward_kernel<S, Mode::kAdaptive><<<blocks, kThreadsPerBlock, 0, stream>>>(joints, twist, rest,
-                                                                                     fallback, rot, B);
-      break;
-    case Mode::kAdaptiveFallback:
-      ik_forward_kernel<S, Mode::kAdaptiveFallback><<<blocks, kThreadsPerBlock, 0, stream>>>(joints, twist, rest,
-                                                                                             fallback, rot, B);
-      break;
-  }
+  dispatch_mode(mode, [&](auto m) {
+    ik_forward_kernel<S, decltype(m)::value>
+        <<<blocks, kThreadsPerBlock, 0, stream>>>(joints, twist, rest, fallback, rot, B);
+  });
 }
 
 template <typename S>
@@ -73,20 +63,10 @@ void launch_ik_backward(const S* grad_rot, const S* joints, const S* twist, cons
                         cudaStream_t stream) {
   if (B == 0) return;
   const unsigned int blocks = ik_blocks(B);
-  switch (static_cast<Mode>(mode)) {
-    case Mode::kNaive:
-      ik_backward_kernel<S, Mode::kNaive><<<blocks, kThreadsPerBlock, 0, stream>>>(
-          grad_rot, joints, twist, rest, fallback, grad_joints, grad_twist, grad_rest, B);
-      break;
-    case Mode::kAdaptive:
-      ik_backward_kernel<S, Mode::kAdaptive><<<blocks, kThreadsPerBlock, 0, stream>>>(
-          grad_rot, joints, twist, rest, fallback, grad_joints, grad_twist, grad_rest, B);
-      break;
-    case Mode::kAdaptiveFallback:
-      ik_backward_kernel<S, Mode::kAdaptiveFallback><<<blocks, kThreadsPerBlock, 0, stream>>>(
-          grad_rot, joints, twist, rest, fallback, grad_joints, grad_twist, grad_rest, B);
-      break;
-  }
+  dispatch_mode(mode, [&](auto m) {
+    ik_backward_kernel<S, decltype(m)::value><<<blocks, kThreadsPerBlock, 0, stream>>>(
+        grad_rot, joints, twist, rest, fallback, grad_joints, grad_twist, grad_rest, B);
+  });
 }
 
 }  // namespace ik

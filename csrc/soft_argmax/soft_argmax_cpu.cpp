@@ -28,7 +28,10 @@
 // taken from a cache of freed gradients (common/output_cache.h), so that in a
 // training loop it is memory already mapped, not fresh pages the OS must zero
 // on the first touch; a float dx goes out with streaming stores where that
-// pays (use_streaming_stores).
+// pays (use_streaming_stores).  The fast exp, the memory-system probes and
+// the streaming stores are in csrc/common/; the operator schemas in
+// soft_argmax_op.cpp; the measurements behind the constants below in
+// bench/results/README.md ("Measurement logs").
 //
 // Accumulation is in float for fp16/bf16/fp32 and in double for fp64; the
 // outputs coords and conf are in that accumulation dtype (the Python op
@@ -41,71 +44,22 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <string>
 #include <vector>
 
-#include "common/env.h"
+#include "common/check.h"
+#include "common/fast_exp.h"
+#include "common/memory.h"
+#include "common/multiversion.h"
 #include "common/output_cache.h"
-
-#ifdef __linux__
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
-#if defined(__x86_64__)
-#include <xmmintrin.h>
-#endif
+#include "soft_argmax/soft_argmax_op.h"
 
 namespace hybrik_fast {
 namespace {
 
 // Voxels per block: 4096 floats = 16 KiB, half of a typical L1 data cache.
 constexpr int64_t kBlock = 4096;
-
-// exp(x) for x <= 0 (or barely above) in float, in a form the compiler
-// vectorises (no libm call).  The loops that call it are bound by their count
-// of vector ops (about 15 per 16 voxels), so every op counts:
-// * n = round(x·log2e) by the round-to-nearest "magic number": t = x·log2e +
-//   1.5·2^23 + 127 holds n + 127 in its low mantissa bits, so the biased
-//   exponent of 2^n is (bits of t) << 23 in one shift (the magic's own bits
-//   shift out);
-// * r = fma(−n, ln2_f, x), |r| <= ln2/2 (ln2_f = ln2 rounded to float, off by
-//   1.9e-9: r is off by at most 126 · 1.9e-9 = 2.4e-7 at the bottom of the
-//   range and by under 4e-8 for x > −20, where the terms that matter are; a
-//   Cody–Waite hi/lo split's second FMA cost 9% of the forward);
-// * a degree-5 polynomial for exp(r) in Horner form (5 FMAs; coefficients
-//   fitted for minimax relative error on |r| <= ln2/2: 7.5e-8 in exact
-//   arithmetic, 2.1e-7 as evaluated in float).
-// Measured against double exp over [−87, 0]: relative error at most 4.3e-7
-// (2.4e-7 for x > −20).  Below the smallest normal result (x < −87,
-// including −inf, where the bits above are garbage) it returns 0; NaN stays
-// NaN (NaN < c is false, and NaN·2^n is NaN).
-inline __attribute__((always_inline)) float exp_nonpos(float x) {
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2 = 0.693147180559945f;
-  constexpr float kMagic = 12582912.0f + 127.0f;  // 1.5 * 2^23, plus the exponent bias
-  constexpr float kMin = -87.0f;                  // exp(-87) ~ 1.6e-38, still normal
-  const float t = x * kLog2e + kMagic;  // low mantissa bits hold round(x·log2e) + 127
-  const float n = t - kMagic;
-  const float r = x - n * kLn2;  // one FMA: n·ln2 exact before the rounding
-  float p = 8.29765201e-3f;
-  p = p * r + 4.19153832e-2f;
-  p = p * r + 1.66675746e-1f;
-  p = p * r + 4.99988943e-1f;
-  p = p * r + 9.99999702e-1f;
-  p = p * r + 1.00000012e+0f;
-  uint32_t ti;
-  std::memcpy(&ti, &t, sizeof ti);
-  const uint32_t bits = ti << 23;  // t's bits are 0x4B400000 + n + 127: 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return x < kMin ? 0.0f : p * scale;
-}
-
-inline double exp_nonpos(double x) { return std::exp(x); }
 
 // The three hot loops.  They are plain loops under `omp simd`, so GCC
 // vectorises them, reductions included, without -ffast-math.
@@ -125,9 +79,8 @@ inline __attribute__((always_inline)) acc_t block_max_impl(const acc_t* x, int64
 // line per 16 floats of this one, interleaved in chunks of kPrefetchChunk
 // voxels.  The lines go to L2 only (locality 1: prefetcht2), which has room
 // for more misses in flight than L1 and does not evict the block being
-// worked on.  Measured at 8×29×64³ on 2 threads (Zen 4): with prefetches into
-// L1 in chunks of 1024 the forward took 13.2 ms and the backward, without
-// prefetch, 24.8; with these 10.7 and 21.4 (at 32×29×64³: 166 -> 127 ms).
+// worked on (measured against prefetches into L1 and against no prefetch:
+// bench/results/README.md, "Measurement logs").
 constexpr int64_t kPrefetchChunk = 512;
 constexpr int kPrefetchLocality = 1;
 
@@ -153,9 +106,9 @@ inline __attribute__((always_inline)) void prefetch_lines(const acc_t* p, int64_
 // accumulates col after every J >= 1, so that
 //   Σ_i suf[i] = Σ_{J>=1} Σ_{J'>=J} e[J'] = Σ_J' J'·e[J'] = Σ e·J,
 // a sum of non-negative terms (no cancellation).  Σ e, Σ e·w and Σ e·h are
-// then one pass over col.  Against three accumulators (an add and two FMAs
-// per voxel) this took the forward at 8×29×64³ on 2 threads from 10.5 to
-// 9.2 ms.  Where h-rows are short, whole d-planes are grouped into a block
+// then one pass over col (faster than three accumulators, an add and two
+// FMAs per voxel: "Measurement logs").  Where h-rows are short, whole
+// d-planes are grouped into a block
 // instead (super-row = plane: Blocking).
 // col and suf are caller scratch of L elements.
 template <typename acc_t>
@@ -201,25 +154,6 @@ inline __attribute__((always_inline)) void block_sums_impl(const acc_t* x, const
   out[3] = sj;
 }
 
-// Streaming (non-temporal) stores of n floats (when: use_streaming_stores).
-// SSE2 is baseline on x86-64; elsewhere a copy.
-inline void stream_store(float* dst, const float* src, int64_t n) {
-#if defined(__x86_64__)
-  int64_t i = 0;
-  for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
-  for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
-  for (; i < n; ++i) dst[i] = src[i];
-#else
-  std::memcpy(dst, src, n * sizeof(float));
-#endif
-}
-
-inline void stream_fence() {
-#if defined(__x86_64__)
-  _mm_sfence();
-#endif
-}
-
 // dx = exp(x − hi)·(coef + base) over one block, where the caller has folded
 // exp(−lo) (lse = hi + lo) and the per-voxel w, h terms into coef; the next
 // block (next, if not null) is prefetched meanwhile.
@@ -235,13 +169,9 @@ inline __attribute__((always_inline)) void block_grad_impl(const acc_t* x, const
 }
 
 // The float versions are compiled for AVX-512, AVX2+FMA and baseline x86-64
-// and picked at load time (GCC function multi-versioning); the double ones
+// and picked at load time (common/multiversion.h); the double ones
 // (gradcheck) are not speed-critical.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HF_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define HF_MULTIVERSION
-#endif
+#define HF_MULTIVERSION HYBRIK_MULTIVERSION(HYBRIK_ISA_AVX512)
 
 HF_MULTIVERSION float block_max(const float* x, int64_t n) { return block_max_impl(x, n); }
 HF_MULTIVERSION void block_sums(const float* x, const float* wv, const float* hv, int64_t L, int64_t count,
@@ -275,91 +205,12 @@ void block_grad(const double* x, const double* coef, int64_t n, double hi, doubl
   block_grad_impl(x, coef, n, hi, base, next, dx);
 }
 
-// A fresh multi-MiB output is first touched by the kernel.  On Linux, ask for
-// transparent huge pages, so that touching it costs one page fault per 2 MiB
-// instead of one per 4 KiB (PyTorch's allocator does the same when
-// THP_MEM_ALLOC_ENABLE=1).  Only a hint: memory already touched is unaffected.
-void advise_huge_pages(void* p, size_t bytes) {
-#ifdef __linux__
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#endif
-}
-
-// Whether the pages of [p, p + bytes) are resident, judged by the first,
-// middle and last page (mincore).  An output the allocator hands back from
-// memory already in use is; a fresh mapping (glibc maps allocations above
-// 32 MiB anew each time) is not.
-bool is_resident(const void* p, size_t bytes) {
-#ifdef __linux__
-  if (bytes == 0) return false;
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const uintptr_t first = reinterpret_cast<uintptr_t>(p);
-  for (uintptr_t a : {first, first + bytes / 2, first + bytes - 1}) {
-    unsigned char v = 0;
-    if (mincore(reinterpret_cast<void*>(a & ~(page - 1)), 1, &v) != 0 || (v & 1) == 0) return false;
-  }
-  return true;
-#else
-  (void)p;
-  (void)bytes;
-  return false;
-#endif
-}
-
-// Bytes of the largest data cache: Linux sysfs (the CPUID figure that
-// sysconf reports can be the whole host's in a VM: 320 MiB here against a
-// 32 MiB L3), else 32 MiB.
-size_t last_level_cache_bytes() {
-  static const size_t bytes = [] {
-    size_t best = 0;
-#ifdef __linux__
-    for (int i = 0; i < 8; ++i) {
-      const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
-      std::ifstream type(dir + "type"), size(dir + "size");
-      std::string t, z;
-      if (!(type >> t) || !(size >> z) || t == "Instruction") continue;
-      char* unit = nullptr;
-      const unsigned long long v = std::strtoull(z.c_str(), &unit, 10);
-      const size_t mult = (*unit == 'K') ? (1u << 10) : (*unit == 'M') ? (1u << 20) : 1;
-      best = std::max<size_t>(best, v * mult);
-    }
-#endif
-    return best > 0 ? best : size_t(32) << 20;
-  }();
-  return bytes;
-}
-
-// Streaming (non-temporal) stores skip the read of each line that a plain
-// store makes first, and leave the cache to x.  They are used for a float dx
-// when x and dx together overflow the largest cache (below that, plain
-// stores leave dx in cache for the next op: at 1×2×64³, 1 thread, 4.6 against
-// 3.0 G voxels/s), unless dx is itself larger than that cache and fresh: the
-// OS zeroes each fresh page on the first touch, in cache, and plain stores
-// then land on those lines, while streaming ones write every line twice.
-// Measured backward times, plain against streaming stores: 29×64³ (30 MB),
-// 2 threads, resident 1.9 against 1.5 ms, and in an autograd loop whose dx
-// is fresh (the heap regrown) a third of the time, median 2.7 against 2.0;
-// 8×29×64³ fresh, 28 against 37 ms on 2 threads, 36 against 44 on 1; the
-// same resident (glibc told to keep freed memory), 27.5 against 22 on 1.
-// With the output cache a dx is fresh only on the first backward of its size
-// (or with the cache off).  Streaming pays only with long blocks (block_len
-// voxels, at least kBlock/2): with the cache, 1 thread, plain against
-// streaming, 2×29×64³ (blocks of 4096) 7.1 against 5.8 ms and 3×29×48³
-// (4080) 4.0 against 4.0, but 16×29×32³ (1024) 5.3 against 6.0, 20×29×24³
-// (576) 3.4 against 4.6 and 48×29×24³ 6.7 against 8.0 (on 2 threads the
-// short blocks gain 6–16% at 58–73 MB and lose 9–23% at 26–37 MB).  The
-// environment variable HYBRIK_FAST_STREAMING_STORES=0 or 1 forces the
-// choice (the tests cover both paths with it).
+// Whether the float dx of the backward goes out with streaming stores
+// (common/memory.h, streaming_stores_pay): they pay only with long blocks
+// (block_len voxels, at least kBlock/2).
 bool use_streaming_stores(const at::Tensor& x, const at::Tensor& dx, int64_t block_len) {
-  if (dx.scalar_type() != at::kFloat) return false;
-  const int forced = env_switch("HYBRIK_FAST_STREAMING_STORES");
-  if (forced >= 0) return forced == 1;
-  const size_t llc = last_level_cache_bytes();
-  return block_len >= kBlock / 2 && x.nbytes() + dx.nbytes() > llc &&
-         (dx.nbytes() <= llc || is_resident(dx.data_ptr(), dx.nbytes()));
+  return dx.scalar_type() == at::kFloat &&
+         streaming_stores_pay(x.nbytes(), dx.data_ptr(), dx.nbytes(), block_len >= kBlock / 2);
 }
 
 // h-rows per block: as many as fit kBlock voxels, at least one, at most the plane.
@@ -373,11 +224,9 @@ inline int64_t block_rows(int64_t H, int64_t W) { return std::min<int64_t>(H, st
 // The forward walks the same blocks (planes = 1, super-rows of one h-row)
 // except where h-rows are short (W < kShortRow) and a d-plane holds at most
 // kPlaneBlock/2 voxels: it then takes `planes` whole d-planes per block
-// (super-rows of one plane each: see block_sums), fnb blocks per row.
-// Measured forward, 1 thread, per-h-row against per-plane: 16×29×24³ 3.0
-// against 1.7 ms, 32×29×16³ 2.9 against 1.1, 16×29×24×576×1 22 against
-// 2.4; but 8×29×32³ 2.7 against 3.1 and 8×29×40³ 5.8 against 6.1 (the
-// per-plane block ends in a pass over a plane-long col and suf).
+// (super-rows of one plane each: see block_sums), fnb blocks per row.  The
+// thresholds are where per-plane blocks measured faster ("Measurement logs";
+// the per-plane block ends in a pass over a plane-long col and suf).
 constexpr int64_t kShortRow = 32;
 constexpr int64_t kPlaneBlock = 16384;
 
@@ -636,23 +485,11 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
   });
 }
 
-// Boundary checks (the Python op validates user input first; these guard the
-// raw operator).
-#define CHECK_HEATMAPS(x)                                                                     \
-  TORCH_CHECK((x).dim() == 5 && (x).size(2) > 0 && (x).size(3) > 0 && (x).size(4) > 0,     \
-              #x " must have shape (B, K, D, H, W) with D, H, W > 0, got ", (x).sizes()); \
-  TORCH_CHECK((x).is_floating_point(), #x " must be floating, got ", (x).scalar_type());  \
-  TORCH_CHECK((x).device().is_cpu(), #x " must be a CPU tensor")
-
-#define CHECK_SHAPE(t, ...)                                                                    \
-  TORCH_CHECK((t).sizes() == at::IntArrayRef({__VA_ARGS__}), #t " must have shape (" #__VA_ARGS__ \
-              "), got ", (t).sizes())
-
 // soft_argmax3d_fwd: x (B, K, D, H, W) -> coords (B, K, 3), lse (B, K), conf (B, K);
 // coords and conf in the accumulation dtype (float, or double for double
 // input), lse in double.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> soft_argmax3d_fwd_cpu(const at::Tensor& x_in) {
-  CHECK_HEATMAPS(x_in);
+  check_heatmaps(x_in);
   const at::Tensor x = x_in.contiguous();
   const int64_t B = x.size(0), K = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4);
   const auto acc = at::toOpMathType(x.scalar_type());
@@ -672,11 +509,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> soft_argmax3d_fwd_cpu(const at::T
 // lse (B, K) -> dx (B, K, D, H, W), contiguous, in x's dtype.
 at::Tensor soft_argmax3d_bwd_cpu(const at::Tensor& grad_coords, const at::Tensor& x_in,
                                  const at::Tensor& coords, const at::Tensor& lse) {
-  CHECK_HEATMAPS(x_in);
+  check_heatmaps(x_in);
   const int64_t B = x_in.size(0), K = x_in.size(1), D = x_in.size(2), H = x_in.size(3), W = x_in.size(4);
-  CHECK_SHAPE(grad_coords, B, K, 3);
-  CHECK_SHAPE(coords, B, K, 3);
-  CHECK_SHAPE(lse, B, K);
+  HYBRIK_CHECK_SHAPE(grad_coords, B, K, 3);
+  HYBRIK_CHECK_SHAPE(coords, B, K, 3);
+  HYBRIK_CHECK_SHAPE(lse, B, K);
   const at::Tensor x = x_in.contiguous();
   const auto acc = at::toOpMathType(x.scalar_type());
   const at::Tensor g = grad_coords.to(acc).contiguous();
@@ -695,15 +532,10 @@ at::Tensor soft_argmax3d_bwd_cpu(const at::Tensor& grad_coords, const at::Tensor
 }
 
 }  // namespace
-
-TORCH_LIBRARY_FRAGMENT(hybrik_fast_C, m) {
-  m.def("soft_argmax3d_fwd(Tensor x) -> (Tensor coords, Tensor lse, Tensor conf)");
-  m.def("soft_argmax3d_bwd(Tensor grad_coords, Tensor x, Tensor coords, Tensor lse) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(hybrik_fast_C, CPU, m) {
-  m.impl("soft_argmax3d_fwd", &soft_argmax3d_fwd_cpu);
-  m.impl("soft_argmax3d_bwd", &soft_argmax3d_bwd_cpu);
-}
-
 }  // namespace hybrik_fast
+
+// the schemas are in soft_argmax_op.cpp
+TORCH_LIBRARY_IMPL(hybrik_fast_C, CPU, m) {
+  m.impl("soft_argmax3d_fwd", &hybrik_fast::soft_argmax3d_fwd_cpu);
+  m.impl("soft_argmax3d_bwd", &hybrik_fast::soft_argmax3d_bwd_cpu);
+}
