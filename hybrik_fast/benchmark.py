@@ -1,4 +1,10 @@
-"""Benchmark report behind ``hybrik-fast bench``; input builders shared with ``bench/``.
+"""The benchmark harness: ``hybrik-fast bench``, and what bench/, train/bench.py,
+the tests and the paper checks share with it.
+
+This module is the one place for: the input builder of each op
+(:func:`heatmaps`, :func:`ik_sample`); the timing (:func:`pass_parts`,
+:func:`timer`, :func:`measure`); the peak memory (:func:`peak_mb`); the copy
+bandwidth (:func:`copy_bandwidth`); the environment header (:func:`header`).
 
 The report is data: a list of :class:`Case` (an op, a label, an input
 builder, a bytes formula), each timed for the passes "fwd", "bwd" and
@@ -6,8 +12,10 @@ builder, a bytes formula), each timed for the passes "fwd", "bwd" and
 ``_backend.OPS`` at run time, so a newly wired backend gets its rows without
 touching this file).  Ratios are against backend "reference" in the same run.
 
-Timing: one warm-up call, which also estimates the cost; then the median of
-``n`` calls, n chosen so the cell takes about ``budget`` seconds (at least
+Timing: each pass is a (setup, timed) pair (:func:`pass_parts`): setup runs
+untimed, then timed is timed (bench/ hands the same pair to pytest-benchmark).
+One warm-up call, which also estimates the cost; then the median of ``n``
+calls, n chosen so the cell takes about ``budget`` seconds (at least
 ``min_reps``, at most ``max_reps``).  On CUDA, ``torch.cuda.synchronize()``
 brackets every timed region.  "fwd" runs under ``no_grad``; "bwd" times only
 ``torch.autograd.grad`` after an untimed forward; "fwd+bwd" times both.

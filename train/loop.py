@@ -126,6 +126,11 @@ def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def build_scaler(device: torch.device, amp_dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """The loss scaler: active for float16 autocast only (bfloat16 needs none)."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -274,7 +279,7 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
         train_model = raw_model
     scheduler = schedule.build(optimizer, cfg, total_steps)
     amp_dtype = autocast_dtype(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # bf16 needs none
+    scaler = build_scaler(device, amp_dtype)
 
     step, epoch, epoch_step, bad_total, seconds_before = 0, 0, 0, 0, 0.0
     extra: dict = {}
