@@ -1,18 +1,18 @@
-"""Fused IK (backend "cpu", or "cuda" with --bench-device cuda) against the reference,
-under pytest-benchmark (no timing asserts): ``pytest bench/bench_ik.py --benchmark-only``.
+"""IK under pytest-benchmark (no timing asserts): the reference against the fused
+backend of the device ("auto": cpu, or cuda with --bench-device cuda).
+
+    pytest bench/bench_ik.py --benchmark-only --benchmark-group-by=group
 
 Forward (no_grad) and forward + backward (the gradient of all three inputs),
-B in {1, 64, 1024, 65536}, adaptive mode with the 15 mm fallback, float32,
-on 1 thread and on all threads (CPU).  The reference at B = 65536 runs one
-round.  Compare rows of one group: ``--benchmark-group-by=group``.
+B in {1, 64, 1024, 65536}, adaptive mode, float32, on 1 thread and on all
+threads (CPU).  The reference at B = 65536 runs one round.  The cases and
+inputs are :mod:`hybrik_fast.benchmark`'s.
 """
 import pytest
 import torch
 
-from hybrik_fast import hybrik_ik
-from hybrik_fast.benchmark import ik_inputs
+from hybrik_fast.benchmark import ik_case
 
-BATCHES = [1, 64, 1024, 65536]
 THREADS = {"1thread": 1, "allthreads": torch.get_num_threads()}
 
 
@@ -26,45 +26,9 @@ def threads(request, device):
     torch.set_num_threads(n)
 
 
-def _backend(impl, device):
-    return "reference" if impl == "reference" else device.type
-
-
-def _run(benchmark, fn, slow):
+@pytest.mark.parametrize("pass_", ["fwd", "fwd+bwd"])
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+@pytest.mark.parametrize("B", [1, 64, 1024, 65536])
+def test_ik(bench_case, threads, B, backend, pass_):
     # the reference at large B takes seconds a call: one round is enough
-    if slow:
-        return benchmark.pedantic(fn, rounds=1, iterations=1, warmup_rounds=0)
-    return benchmark(fn)
-
-
-@pytest.mark.parametrize("impl", ["reference", "fused"])
-@pytest.mark.parametrize("B", BATCHES)
-def test_ik_fwd(benchmark, device, sync, threads, B, impl):
-    joints, twist, rest = ik_inputs(B, device=device, requires_grad=False)  # (B, 29, 3), (B, 23, 2), (B, 29, 3)
-    backend = _backend(impl, device)
-    benchmark.group = f"hybrik_ik fwd B={B} {threads}"
-
-    def fwd():
-        with torch.no_grad():
-            out = hybrik_ik(joints, twist, rest, backend=backend)  # (B, 24, 3, 3)
-        sync()
-        return out
-
-    assert _run(benchmark, fwd, impl == "reference" and B > 1024).shape == (B, 24, 3, 3)
-
-
-@pytest.mark.parametrize("impl", ["reference", "fused"])
-@pytest.mark.parametrize("B", BATCHES)
-def test_ik_fwd_bwd(benchmark, device, sync, threads, B, impl):
-    inputs = ik_inputs(B, device=device)  # joints, twist, rest_joints, requiring grad
-    backend = _backend(impl, device)
-    benchmark.group = f"hybrik_ik fwd+bwd B={B} {threads}"
-
-    def fwd_bwd():
-        out = hybrik_ik(*inputs, backend=backend)
-        grads = torch.autograd.grad(out, inputs, torch.ones_like(out))
-        sync()
-        return grads
-
-    grads = _run(benchmark, fwd_bwd, impl == "reference" and B > 1024)
-    assert all(torch.isfinite(g).all() for g in grads)
+    bench_case(ik_case(B), backend, pass_, rounds=1 if backend == "reference" and B > 1024 else 5)

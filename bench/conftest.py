@@ -2,11 +2,14 @@
 
 Files here are named ``bench_*.py`` so the test run (testpaths = tests) never
 times anything; this hook collects them when ``bench/`` is asked for.  The
-device comes from ``--bench-device`` (default cpu).  Inputs come from
-:mod:`hybrik_fast.benchmark`, the same builders as ``hybrik-fast bench``.
+device comes from ``--bench-device`` (default cpu).  The op benchmarks are
+thin wrappers over :mod:`hybrik_fast.benchmark`: its cases, inputs and
+(setup, timed) parts, timed here by pytest-benchmark instead of its own loop.
 """
 import pytest
 import torch
+
+from hybrik_fast import benchmark as harness
 
 
 def pytest_addoption(parser):
@@ -30,9 +33,25 @@ def device(request):
     return torch.device(name)
 
 
-@pytest.fixture(scope="session")
-def sync(device):
-    """Call after the timed work so that CUDA kernels are inside the timing."""
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
+_last_inputs: dict = {}   # the inputs of the last case: full-size heatmaps take seconds to build
+
+
+@pytest.fixture
+def bench_case(benchmark, device):
+    """``bench_case(case, backend, pass_, rounds)``: time one pass of a
+    :class:`hybrik_fast.benchmark.Case` (float32) on ``device``; "bytes" and
+    "GB/s" (bytes moved / median time) go to ``extra_info``."""
+    def run(case: harness.Case, backend: str, pass_: str, rounds: int = 5) -> None:
+        key = (case.op, case.label, device)
+        if key not in _last_inputs:
+            _last_inputs.clear()
+            _last_inputs[key] = case.build(device, torch.float32)
+        inputs = _last_inputs[key]
+        setup, timed = harness.pass_parts(case, inputs, backend, pass_, device)
+        benchmark.group = f"{case.op} {case.label} {pass_} {torch.get_num_threads()} thread(s)"
+        benchmark.extra_info["bytes"] = case.nbytes(pass_, inputs[0].element_size())
+        benchmark.pedantic(timed, setup=lambda: ((setup(),), {}), rounds=rounds,
+                           warmup_rounds=1 if rounds > 1 else 0)
+        if benchmark.stats is not None:                # None under --benchmark-disable
+            benchmark.extra_info["GB/s"] = benchmark.extra_info["bytes"] / benchmark.stats.stats.median / 1e9
+    return run

@@ -1,4 +1,10 @@
-"""Benchmark report behind ``hybrik-fast bench``; input builders shared with ``bench/``.
+"""The benchmark harness: ``hybrik-fast bench``, and what bench/, train/bench.py,
+the tests and the paper checks share with it.
+
+This module is the one place for: the input builder of each op
+(:func:`heatmaps`, :func:`ik_sample`); the timing (:func:`pass_parts`,
+:func:`timer`, :func:`measure`); the peak memory (:func:`peak_mb`); the copy
+bandwidth (:func:`copy_bandwidth`); the environment header (:func:`header`).
 
 The report is data: a list of :class:`Case` (an op, a label, an input
 builder, a bytes formula), each timed for the passes "fwd", "bwd" and
@@ -6,8 +12,10 @@ builder, a bytes formula), each timed for the passes "fwd", "bwd" and
 ``_backend.OPS`` at run time, so a newly wired backend gets its rows without
 touching this file).  Ratios are against backend "reference" in the same run.
 
-Timing: one warm-up call, which also estimates the cost; then the median of
-``n`` calls, n chosen so the cell takes about ``budget`` seconds (at least
+Timing: each pass is a (setup, timed) pair (:func:`pass_parts`): setup runs
+untimed, then timed is timed (bench/ hands the same pair to pytest-benchmark).
+One warm-up call, which also estimates the cost; then the median of ``n``
+calls, n chosen so the cell takes about ``budget`` seconds (at least
 ``min_reps``, at most ``max_reps``).  On CUDA, ``torch.cuda.synchronize()``
 brackets every timed region.  "fwd" runs under ``no_grad``; "bwd" times only
 ``torch.autograd.grad`` after an untimed forward; "fwd+bwd" times both.
@@ -42,7 +50,7 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -50,7 +58,7 @@ from . import _backend, reference
 from .info import git_commit, machine, versions
 from .ik import hybrik_ik
 from .poses import sample_rotmats
-from .skeleton import NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST, PARENTS_29
+from .skeleton import NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST
 from .soft_argmax import soft_argmax3d
 
 PASSES = ("fwd", "bwd", "fwd+bwd")
@@ -65,41 +73,113 @@ IK_FLOATS_PER_POSE = NUM_JOINTS * 3 + NUM_TWIST * 2 + NUM_JOINTS * 3 + NUM_SMPL_
 
 
 # ----------------------------------------------------------------------------- inputs
+# The one builder per op, shared by the tests, bench/, train/bench.py and the
+# paper checks; every draw comes from a torch.Generator seeded by ``seed``.
 
-def soft_argmax_inputs(B: int, K: int = 29, D: int = 64, H: int = 64, W: int = 64,
-                       device="cpu", dtype=torch.float32, requires_grad: bool = True,
-                       seed: int = 0) -> tuple[torch.Tensor]:
-    """(heatmaps,): (B, K, D, H, W) standard-normal logits."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, K, D, H, W, generator=g, dtype=dtype).to(device)
-    return (x.requires_grad_(requires_grad),)
+def heatmaps(B: int, K: int, D: int, H: int, W: int, kind: str = "blob", seed: int = 0,
+             dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """Soft-argmax input: logits (B, K, D, H, W), drawn in float64 then cast to ``dtype``.
 
-
-def ik_inputs(B: int, device="cpu", dtype=torch.float32, requires_grad: bool = True,
-              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(joints (B, 29, 3), twist (B, 23, 2), rest_joints (B, 29, 3)), metres.
-
-    A random skeleton (bones of 5–25 cm, jittered by 1 cm per sample) in a
-    random plausible pose (:func:`hybrik_fast.poses.sample_rotmats`); the
-    joints are its forward kinematics plus 5 mm of noise, the twist the true
-    (cos φ, sin φ).
+    kind:
+      "blob"     a Gaussian bump per joint (logit −|v − centre|²/(2σ²)·4, σ = a
+                 fifth of each axis) plus unit noise: peaked like a trained
+                 network's heatmaps but far from one-hot;
+      "normal"   i.i.d. N(0, 3²) (the benchmark's: the kernels' time does not
+                 depend on the values);
+      "uniform"  all zeros;
+      "onehot"   zeros with 30 at one random voxel per joint.
     """
     g = torch.Generator().manual_seed(seed)
     f64 = torch.float64
-    direction = torch.randn(NUM_JOINTS, 3, generator=g, dtype=f64)
-    length = 0.05 + 0.2 * torch.rand(NUM_JOINTS, 1, generator=g, dtype=f64)
-    bones = direction / direction.norm(dim=-1, keepdim=True) * length                  # (29, 3)
-    bones = bones + 0.01 * torch.randn(B, NUM_JOINTS, 3, generator=g, dtype=f64)       # (B, 29, 3)
-    rest = [torch.zeros(B, 3, dtype=f64)]
-    for i in range(1, NUM_JOINTS):
-        rest.append(rest[PARENTS_29[i]] + bones[:, i])
-    rest = torch.stack(rest, dim=1)                                                     # (B, 29, 3)
-    rotmats = sample_rotmats(B, generator=g)                                            # (B, 24, 3, 3)
+    if kind == "normal":
+        x = 3.0 * torch.randn(B, K, D, H, W, generator=g, dtype=f64)
+    elif kind == "uniform":
+        x = torch.zeros(B, K, D, H, W, dtype=f64)
+    elif kind == "onehot":
+        x = torch.zeros(B, K, D * H * W, dtype=f64)
+        x.scatter_(-1, torch.randint(0, D * H * W, (B, K, 1), generator=g), 30.0)
+        x = x.reshape(B, K, D, H, W)
+    elif kind == "blob":
+        centre = torch.rand(B, K, 3, generator=g, dtype=f64)                   # (B, K, 3) in [0, 1)
+
+        def axis(n: int, j: int) -> torch.Tensor:                                # (B, K, n)
+            t = (torch.arange(n, dtype=f64) + 0.5) / n
+            return ((t - centre[..., j, None]) / 0.2) ** 2
+
+        x = -2.0 * (axis(D, 2)[..., :, None, None] + axis(H, 1)[..., None, :, None]
+                    + axis(W, 0)[..., None, None, :])
+        x = x + torch.randn(B, K, D, H, W, generator=g, dtype=f64)
+    else:
+        raise ValueError(f"kind must be 'blob', 'normal', 'uniform' or 'onehot', got {kind!r}")
+    return x.to(device=device, dtype=dtype)
+
+
+#: an SMPL-like T-pose (metres, y up, x to the body's left, z forward), written
+#: by hand to the proportions of an adult; joints 0..23 then the five leaves
+REST_JOINTS = (
+    (0.00, 0.00, 0.00), (0.06, -0.09, -0.01), (-0.06, -0.09, -0.01), (0.00, 0.11, -0.03),
+    (0.10, -0.46, 0.00), (-0.10, -0.46, 0.00), (0.00, 0.24, 0.00), (0.09, -0.86, -0.04),
+    (-0.09, -0.86, -0.04), (0.00, 0.30, 0.02), (0.12, -0.92, 0.08), (-0.12, -0.92, 0.08),
+    (0.00, 0.51, -0.01), (0.08, 0.42, 0.00), (-0.08, 0.42, 0.00), (0.00, 0.57, 0.04),
+    (0.17, 0.45, -0.02), (-0.17, 0.45, -0.02), (0.43, 0.43, -0.04), (-0.43, 0.43, -0.04),
+    (0.68, 0.44, -0.04), (-0.68, 0.44, -0.04), (0.77, 0.43, -0.05), (-0.77, 0.43, -0.05),
+    (0.00, 0.75, 0.00), (0.87, 0.43, -0.05), (-0.87, 0.43, -0.05), (0.12, -0.95, 0.14),
+    (-0.12, -0.95, 0.14),
+)
+
+
+class IKSample(NamedTuple):
+    """A posed skeleton and the IK inputs made from it."""
+    rotmats: torch.Tensor   # (B, 24, 3, 3) the true local rotations
+    joints: torch.Tensor    # (B, 29, 3) the IK's target joints
+    twist: torch.Tensor     # (B, 23, 2) (cos φ, sin φ), times a scale when twist_scale > 0
+    rest: torch.Tensor      # (B, 29, 3) rest joints
+
+    def inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(joints, twist, rest): the arguments of ``hybrik_ik``."""
+        return self.joints, self.twist, self.rest
+
+
+def ik_sample(B: int, seed: int = 0, dtype=torch.float64, device="cpu", *, rest: torch.Tensor | None = None,
+              rest_noise: float = 0.01, joint_noise: float = 0.0, root_offset: float = 0.0,
+              twist_scale: float = 0.0) -> IKSample:
+    """IK input: a random plausible pose (:func:`hybrik_fast.poses.sample_rotmats`) of a skeleton.
+
+    rest: ``rest`` (B, 29, 3) if given (a body model's, say), else
+    :data:`REST_JOINTS` jittered by ``rest_noise`` metres (s.d.) per
+    coordinate.  joints: the forward kinematics plus ``joint_noise`` metres of
+    noise per coordinate, all moved by ``root_offset`` metres (s.d.) per sample
+    (the IK re-roots them).  twist: the true (cos φ, sin φ), scaled per joint by
+    a factor uniform in [1 − twist_scale, 1 + twist_scale] (the IK normalises
+    it).  Computed in float64, then cast to ``dtype`` and moved to ``device``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    f64 = torch.float64
+    rotmats = sample_rotmats(B, generator=g)                                           # (B, 24, 3, 3)
+    if rest is None:
+        rest = torch.tensor(REST_JOINTS, dtype=f64) + rest_noise * torch.randn(B, NUM_JOINTS, 3, generator=g,
+                                                                                 dtype=f64)
+    rest = rest.to(f64)
     joints = reference.forward_kinematics(rotmats, rest)
-    joints = joints + 0.005 * torch.randn(joints.shape, generator=g, dtype=f64)
-    twist = reference.twist_angles(rotmats, rest)                                       # (B, 23, 2)
-    return tuple(t.to(device=device, dtype=dtype).requires_grad_(requires_grad)
-                 for t in (joints, twist, rest))
+    joints = joints + joint_noise * torch.randn(joints.shape, generator=g, dtype=f64)
+    joints = joints + root_offset * torch.randn(B, 1, 3, generator=g, dtype=f64)
+    twist = reference.twist_angles(rotmats, rest)                                      # (B, 23, 2)
+    twist = twist * (1 + twist_scale * (2 * torch.rand(B, NUM_TWIST, 1, generator=g, dtype=f64) - 1))
+    return IKSample(*(t.to(device=device, dtype=dtype) for t in (rotmats, joints, twist, rest)))
+
+
+def soft_argmax_inputs(B: int, K: int = 29, D: int = 64, H: int = 64, W: int = 64, device="cpu",
+                       dtype=torch.float32, requires_grad: bool = True) -> tuple[torch.Tensor]:
+    """The benchmark's (heatmaps,): (B, K, D, H, W), :func:`heatmaps` of kind "normal"."""
+    return (heatmaps(B, K, D, H, W, "normal", dtype=dtype, device=device).requires_grad_(requires_grad),)
+
+
+def ik_inputs(B: int, device="cpu", dtype=torch.float32, requires_grad: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The benchmark's (joints (B, 29, 3), twist (B, 23, 2), rest (B, 29, 3)): :func:`ik_sample`
+    with 5 mm of joint noise."""
+    return tuple(t.requires_grad_(requires_grad)
+                 for t in ik_sample(B, dtype=dtype, device=device, joint_noise=0.005).inputs())
 
 
 # ----------------------------------------------------------------------------- cases
@@ -150,34 +230,49 @@ def available(op: str, device: torch.device) -> list[str]:
 
 # ----------------------------------------------------------------------------- timing
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def pass_parts(case: Case, inputs: tuple, backend: str, pass_: str,
+               device: torch.device) -> tuple[Callable[[], object], Callable[[object], None]]:
+    """(setup, timed) of one ``pass_``: ``setup()`` runs the untimed part and
+    returns a state (the output of the untimed forward of "bwd"), ``timed(state)``
+    the timed part, synchronised on CUDA.  pytest-benchmark (bench/) times the
+    same two parts."""
+    def setup():
+        return case.call(inputs, backend) if pass_ == "bwd" else None
+
+    def timed(out) -> None:
+        if pass_ == "fwd":
+            with torch.no_grad():
+                case.call(inputs, backend)
+        else:
+            out = case.call(inputs, backend) if out is None else out
+            torch.autograd.grad(out, inputs, torch.ones_like(out))
+        sync(device)
+
+    return setup, timed
+
+
+def timer(setup: Callable[[], object], timed: Callable[[object], None], device: torch.device
+          ) -> Callable[[], float]:
+    """A function that runs ``setup`` untimed and returns the seconds of ``timed``."""
+    def once() -> float:
+        state = setup()
+        sync(device)
+        t0 = time.perf_counter()
+        timed(state)
+        return time.perf_counter() - t0
+    return once
 
 
 def pass_fn(case: Case, inputs: tuple, backend: str, pass_: str,
             device: torch.device) -> Callable[[], float]:
     """A function that runs one ``pass_`` and returns its seconds."""
-    def fwd() -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            case.call(inputs, backend)
-        _sync(device)
-        return time.perf_counter() - t0
-
-    def bwd(with_fwd: bool) -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        out = case.call(inputs, backend)
-        if not with_fwd:
-            _sync(device)
-            t0 = time.perf_counter()
-        torch.autograd.grad(out, inputs, torch.ones_like(out))
-        _sync(device)
-        return time.perf_counter() - t0
-
-    return {"fwd": fwd, "bwd": lambda: bwd(False), "fwd+bwd": lambda: bwd(True)}[pass_]
+    return timer(*pass_parts(case, inputs, backend, pass_, device), device)
 
 
 def measure(once: Callable[[], float], budget: float, min_reps: int, max_reps: int) -> tuple[float, int]:
@@ -192,13 +287,7 @@ def copy_bandwidth(device: torch.device, mb: int = COPY_MB, reps: int = 10) -> f
     src = torch.ones(mb * 2 ** 20 // 4, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
 
-    def once() -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        dst.copy_(src)
-        _sync(device)
-        return time.perf_counter() - t0
-
+    once = timer(lambda: None, lambda _: (dst.copy_(src), sync(device)), device)
     seconds, _ = measure(once, budget=0.0, min_reps=reps, max_reps=reps)
     return 2 * src.numel() * src.element_size() / seconds / 1e9
 
@@ -206,7 +295,7 @@ def copy_bandwidth(device: torch.device, mb: int = COPY_MB, reps: int = 10) -> f
 def peak_mb(once: Callable[[], float], device: torch.device) -> float:
     """MB held at peak by allocations made during ``once()`` (see the module docstring)."""
     if device.type == "cuda":
-        _sync(device)
+        sync(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
         once()

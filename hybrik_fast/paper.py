@@ -15,8 +15,8 @@ import math
 
 import torch
 
-from .ik import forward_kinematics, hybrik_ik, twist_angles
-from .poses import sample_rotmats
+from .benchmark import ik_sample
+from .ik import forward_kinematics, hybrik_ik
 from .skeleton import IK_CHILD, NUM_BETAS, NUM_SMPL_JOINTS, NUM_TWIST, PARENTS_29
 
 
@@ -38,12 +38,12 @@ POSITIONAL_TWIST = _positional_twist_joints()
 
 
 def sample_inputs(body, B: int, seed: int = 0, dtype=torch.float64):
-    """Random plausible pose and shape: rotmats (B, 24, 3, 3), betas (B, 10), rest (B, 29, 3)."""
+    """Random plausible pose and shape on ``body``, clean IK inputs (:func:`hybrik_fast.benchmark.ik_sample`):
+    rotmats (B, 24, 3, 3), betas (B, 10), joints (B, 29, 3), twist (B, 23, 2), rest (B, 29, 3)."""
     g = torch.Generator().manual_seed(seed)
-    rot = sample_rotmats(B, g, dtype)
     betas = torch.randn(B, NUM_BETAS, generator=g, dtype=torch.float64).to(dtype)
-    body = body.to(dtype)
-    return rot, betas, body.rest_joints(betas)
+    rot, P, tw, T = ik_sample(B, seed, dtype, rest=body.to(dtype).rest_joints(betas))
+    return rot, betas, P, tw, T
 
 
 def rotation_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
@@ -53,9 +53,7 @@ def rotation_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
 
 def round_trip(body, B: int = 64, seed: int = 0, backend: str = "auto") -> list[dict]:
     """Max rotation error (rad) and max joint error (mm), float64, per mode."""
-    rot, betas, T = sample_inputs(body, B, seed)
-    P = forward_kinematics(rot, T)
-    tw = twist_angles(rot, T)
+    rot, _, P, tw, T = sample_inputs(body, B, seed)
     rows = []
     for mode in ("naive", "adaptive"):
         R = hybrik_ik(P, tw, T, mode=mode, backend=backend)
@@ -73,10 +71,8 @@ def twist_ablation(body, B: int = 64, seed: int = 0, backend: str = "auto") -> l
     Random twists are uniform in [−π, π]; the joints in POSITIONAL_TWIST keep
     their true twist in every row.
     """
-    rot, betas, T = sample_inputs(body, B, seed)
-    P = forward_kinematics(rot, T)
+    rot, betas, P, true, T = sample_inputs(body, B, seed)
     verts_true, _ = body(rot, betas)
-    true = twist_angles(rot, T)
     g = torch.Generator().manual_seed(seed + 1)
     phi = (2 * torch.rand(B, NUM_TWIST, generator=g, dtype=P.dtype) - 1) * math.pi
     random = torch.stack([phi.cos(), phi.sin()], -1)
@@ -106,9 +102,7 @@ def jitter_ablation(body, B: int = 256, seed: int = 0, levels=(0, 10, 20, 30),
     on every joint but the root (the joints are root-relative).  Rows: naive, adaptive (Alg. 2), adaptive with the 15 mm
     fallback.
     """
-    rot, betas, T = sample_inputs(body, B, seed)
-    P = forward_kinematics(rot, T)
-    tw = twist_angles(rot, T)
+    _, _, P, tw, T = sample_inputs(body, B, seed)
     g = torch.Generator().manual_seed(seed + 2)
     noise = torch.randn(len(levels), *P.shape, generator=g, dtype=P.dtype)
     noise[:, :, 0] = 0  # the input is root-relative: the root is the frame, not a measurement

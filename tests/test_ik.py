@@ -13,7 +13,7 @@ import torch
 import hybrik_fast
 from hybrik_fast import _ext, skeleton
 from hybrik_fast.reference import kinematics as ref
-from tests_support import random_pose
+from hybrik_fast.benchmark import ik_sample
 
 pytestmark = pytest.mark.skipif(_ext.C is None, reason="the C++ extension is not built")
 
@@ -26,13 +26,8 @@ MODE_IDS = ["naive", "adaptive", "adaptive+fallback"]
 
 
 def ik_inputs(B, dtype=torch.float64, seed=0, noise=0.01):
-    """Random plausible pose: joints FK(θ) + noise (metres), twist(θ) rescaled, rest joints."""
-    rot, T = random_pose(B, torch.float64, seed=seed)
-    g = torch.Generator().manual_seed(seed + 100)
-    P = ref.forward_kinematics(rot, T) + noise * torch.randn(B, 29, 3, generator=g, dtype=torch.float64)
-    P = P + torch.randn(B, 1, 3, generator=g, dtype=torch.float64)  # not root-relative: the IK re-roots
-    tw = ref.twist_angles(rot, T) * (0.5 + torch.rand(B, 23, 1, generator=g, dtype=torch.float64))
-    return P.to(dtype), tw.to(dtype), T.to(dtype)
+    """Random plausible pose: joints FK(θ) + noise (metres), not root-relative; twist(θ) rescaled; rest joints."""
+    return ik_sample(B, seed, dtype, joint_noise=noise, root_offset=1.0, twist_scale=0.5).inputs()
 
 
 def fused(P, tw, T, mode, fallback, backend="cpu"):
@@ -163,12 +158,8 @@ def test_backward_float32_and_partial_grads():
 # ---------------------------------------------------------------- the paper's checks
 
 def _clean_pose(B, seed):
-    from hybrik_fast.poses import sample_rotmats
-    g = torch.Generator().manual_seed(seed)
-    rot = sample_rotmats(B, g)
-    _, T = random_pose(B, seed=seed)
-    P = ref.forward_kinematics(rot, T)
-    return rot, P, ref.twist_angles(rot, T), T
+    """rotmats, clean joints, true twist, rest joints (float64)."""
+    return ik_sample(B, seed)
 
 
 @pytest.mark.parametrize("mode", ["naive", "adaptive"])
@@ -198,7 +189,7 @@ def test_jitter_table3_shape():
 
 def _rest_targets(B):
     """The rest pose as targets (every bone exactly parallel to its target), identity twist."""
-    _, T = random_pose(B, seed=20)
+    T = ik_sample(B, seed=20).rest
     P = (T - T[:, :1]).clone()
     tw = torch.zeros(B, 23, 2, dtype=T.dtype)
     tw[..., 0] = 1.0
@@ -263,7 +254,7 @@ def test_zero_pelvis_gives_identity_root():
 
 def test_pelvis_reflection_fix_matches_reference():
     """Mirrored pelvis targets (det S < 0): the proper rotation of the reflection-fixed Kabsch."""
-    P, tw, T = ik_inputs(8, seed=26)
+    P, tw, T = ik_inputs(8, seed=26, noise=0.0)  # noise-free: det S = −det(T_c)² < 0 exactly
     P = P - P[:, :1]
     P[:, [1, 2, 3], 0] *= -1
     S = (T[:, [3, 1, 2]] - T[:, :1]).transpose(1, 2) @ P[:, [3, 1, 2]]

@@ -16,7 +16,7 @@ from hybrik_fast.losses import HybrIKLoss
 from hybrik_fast.models import (FIELDS, ModelOutput, build_backbone, build_model,
                                 load_pretrained_backbone, load_torchvision_weights,
                                 matrix_to_rot6d, rot6d_to_matrix)
-from tests_support import random_pose
+from hybrik_fast.benchmark import ik_sample
 
 B = 2
 TINY_TRANSFORMER = dict(d_model=32, num_heads=2, num_layers=1)
@@ -50,7 +50,7 @@ def images(size: int, dtype=torch.float32, seed: int = 0) -> torch.Tensor:
 def full_batch(seed: int = 0) -> dict:
     """A batch with every label present (all weights 1), random but finite."""
     g = torch.Generator().manual_seed(seed)
-    rot, rest = random_pose(B, torch.float32, seed=seed)
+    rot, _, _, rest = ik_sample(B, seed, torch.float32)
     one = empty_labels()
     batch = {k: v[None].repeat(B, *([1] * v.dim())) for k, v in one.items()}
     batch.update(joints_uvd=0.3 * torch.rand(B, 29, 3, generator=g) - 0.15,
@@ -133,7 +133,7 @@ def test_ik_reproduces_its_own_predicted_joints(head, body):
 
         betas, cam = pred["betas"], pred["camera"]
         rest = model.smpl.rest_joints(betas)
-        R_true, _ = random_pose(B, torch.float64, seed=3)
+        R_true = ik_sample(B, seed=3).rotmats
         P = forward_kinematics(R_true, rest)                          # (B, 29, 3) root-relative
         uvd = project(P + root_from_camera(cam)[:, None])
         twist = twist_angles(R_true, rest)
@@ -157,7 +157,7 @@ def test_auto_backend_matches_reference(body):
     model = build_model("heatmap", "resnet18", image_size=64, heatmap_size=(8, 16, 16), body=body,
                         backend="auto").eval()
     x = images(64, seed=4)
-    rot, _ = random_pose(B, torch.float32, seed=4)
+    rot = ik_sample(B, 4, torch.float32).rotmats
     outs = {}
     with torch.no_grad():
         for backend in ("auto", "reference"):
@@ -183,7 +183,7 @@ def test_hmr_uvd_is_the_projection_of_its_joints(body):
 
 
 def test_rot6d_round_trip_and_orthonormal():
-    R, _ = random_pose(4, torch.float64, seed=1)
+    R = ik_sample(4, seed=1).rotmats
     assert torch.allclose(rot6d_to_matrix(matrix_to_rot6d(R)), R, atol=1e-12)
     M = rot6d_to_matrix(torch.randn(5, 24, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
     eye = torch.eye(3, dtype=torch.float64).expand_as(M)

@@ -115,8 +115,8 @@ def test_twist_by_hand():
 
 
 def _rest_pose(dtype=torch.float64):
-    from tests_support import rest_skeleton
-    return rest_skeleton(dtype)
+    from hybrik_fast.benchmark import REST_JOINTS
+    return torch.tensor(REST_JOINTS, dtype=dtype)
 
 
 def test_pelvis_recovers_rotation_and_handles_reflection_and_zero():
@@ -138,8 +138,8 @@ def test_pelvis_recovers_rotation_and_handles_reflection_and_zero():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B", [0, 1, 5])
 def test_ik_fk_batch_sizes_and_dtypes(dtype, B):
-    from tests_support import random_pose
-    rot, T = random_pose(B, dtype=dtype, seed=1)
+    from hybrik_fast.benchmark import ik_sample
+    rot, _, _, T = ik_sample(B, 1, dtype)
     P = hybrik_fast.forward_kinematics(rot, T, backend="reference")
     tw = hybrik_fast.twist_angles(rot, T, backend="reference")
     assert P.shape == (B, 29, 3) and tw.shape == (B, 23, 2) and P.dtype == dtype
@@ -196,8 +196,8 @@ def test_ik_singular_configurations_finite(mode, fallback):
 
 
 def test_ik_unnormalised_twist_is_normalised():
-    from tests_support import random_pose
-    rot, T = random_pose(3, seed=2)
+    from hybrik_fast.benchmark import ik_sample
+    rot, _, _, T = ik_sample(3, seed=2)
     P, tw = ref.forward_kinematics(rot, T), ref.twist_angles(rot, T)
     R1 = ref.hybrik_ik(P, tw, T)
     scale = 0.1 + 10 * torch.rand(3, 23, 1, generator=torch.Generator().manual_seed(2), dtype=tw.dtype)
@@ -206,8 +206,8 @@ def test_ik_unnormalised_twist_is_normalised():
 
 
 def test_ik_nan_sample_is_isolated():
-    from tests_support import random_pose
-    rot, T = random_pose(3, seed=3)
+    from hybrik_fast.benchmark import ik_sample
+    rot, _, _, T = ik_sample(3, seed=3)
     P, tw = ref.forward_kinematics(rot, T), ref.twist_angles(rot, T)
     P[1, 7, 0] = float("nan")
     R = hybrik_fast.hybrik_ik(P, tw, T, backend="reference")
@@ -220,8 +220,8 @@ def test_ik_nan_sample_is_isolated():
 
 def test_fallback_switches_to_naive():
     """Only joints whose adaptive target strays > fallback use the naive direction."""
-    from tests_support import random_pose
-    rot, T = random_pose(1, seed=4)
+    from hybrik_fast.benchmark import ik_sample
+    rot, _, _, T = ik_sample(1, seed=4)
     P = ref.forward_kinematics(rot, T)
     tw = ref.twist_angles(rot, T)
     P_noisy = P.clone()

@@ -10,8 +10,9 @@ import hybrik_fast
 from hybrik_fast import soft_argmax3d
 from hybrik_fast import _ext
 from hybrik_fast.reference import soft_argmax3d as reference
-from heatmap_support import (EDGE_CASES, check_against_reference, fwd_bwd, make_grad, make_heatmaps,
-                             reference_with_confidence as ref)
+from hybrik_fast.benchmark import heatmaps
+from tests_support import (EDGE_CASES, assert_within_2x_reference, check_against_reference, fwd_bwd, make_grad,
+                           reference_with_confidence as ref)
 
 pytestmark = pytest.mark.skipif(_ext.C is None, reason="the C++ extension is not built")
 
@@ -48,21 +49,12 @@ def fused(x):
     return soft_argmax3d(x, return_confidence=True, backend="cpu")
 
 
-def assert_within_2x_reference(out, out_ref_low, out_ref64, dtype, what):
-    """Low-precision rule: |out − ref64| <= 2·|ref_low − ref64| (max norms),
-    or at most the rounding of the output to ``dtype`` where the reference
-    is exact."""
-    err = (out.double() - out_ref64).abs().max().item()
-    ref_err = (out_ref_low.double() - out_ref64).abs().max().item()
-    rounding = torch.finfo(dtype).eps / 2 * out_ref64.abs().max().item()
-    assert err <= max(2 * ref_err, rounding), f"{what}: error {err:.3g}, reference's own {ref_err:.3g}"
-
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype, atol, rtol", DTYPES, ids=lambda v: str(v).replace("torch.", ""))
 def test_matches_reference(shape, dtype, atol, rtol):
     B, K = shape[:2]
-    x = make_heatmaps(*shape, dtype=dtype)
+    x = heatmaps(*shape, dtype=dtype)
     g = make_grad(B, K)
     if atol is not None:
         check_against_reference(x, g, "cpu", rtol=rtol, atol=atol)
@@ -80,12 +72,12 @@ def test_matches_reference(shape, dtype, atol, rtol):
 
 @pytest.mark.parametrize("shape", [(2, 3, 3, 4, 5), (1, 2, 1, 7, 2)])
 def test_gradcheck_float64(shape):
-    x = make_heatmaps(*shape, dtype=torch.float64).requires_grad_()
+    x = heatmaps(*shape, dtype=torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: soft_argmax3d(t, backend="cpu"), (x,))
 
 
 def test_non_contiguous():
-    base = make_heatmaps(3, 4, 6, 10, 5, seed=3)
+    base = heatmaps(3, 4, 6, 10, 5, seed=3)
     for x in (base.transpose(2, 4), base[:, ::2, :, 1::3], base.permute(1, 0, 2, 3, 4)):
         assert not x.is_contiguous()
         check_against_reference(x, make_grad(*x.shape[:2]), "cpu")
@@ -97,7 +89,7 @@ def test_streaming_and_plain_stores_agree(shape, monkeypatch):
     resident and with plain stores where it is fresh (csrc: is_resident).
     Forced each way, both match the reference and give the same bits, with
     W = 41 included (blocks that start off a 16-byte boundary)."""
-    x = make_heatmaps(*shape)
+    x = heatmaps(*shape)
     g = make_grad(*shape[:2])
     dx = {}
     for flag in ("0", "1"):
@@ -135,7 +127,7 @@ def test_cached_gradient_is_reused_and_fully_written(streaming, monkeypatch):
     first (another upstream gradient) leave no trace."""
     monkeypatch.setenv("HYBRIK_FAST_STREAMING_STORES", streaming)
     hybrik_fast.empty_cache()
-    x = make_heatmaps(*CACHED)
+    x = heatmaps(*CACHED)
     g1, g2 = make_grad(2, 4, seed=1), make_grad(2, 4, seed=2)
     dx1 = grad_of(x, g1)
     ptr = dx1.data_ptr()
@@ -153,7 +145,7 @@ def test_cached_gradient_is_an_ordinary_tensor():
     import io
 
     hybrik_fast.empty_cache()
-    dx = grad_of(make_heatmaps(*CACHED), make_grad(2, 4))
+    dx = grad_of(heatmaps(*CACHED), make_grad(2, 4))
     assert dx.is_contiguous() and dx.shape == CACHED and hybrik_fast.cache_info()["blocks"] == 0
     buf = io.BytesIO()
     torch.save(dx, buf)
@@ -169,7 +161,7 @@ def test_kept_gradient_is_not_reused():
     """A gradient the caller still holds (here through a view) keeps its
     buffer: the next backward gets another one, and the first is intact."""
     hybrik_fast.empty_cache()
-    x = make_heatmaps(*CACHED)
+    x = heatmaps(*CACHED)
     dx1 = grad_of(x, make_grad(2, 4, seed=1))
     view = dx1[1]
     saved = view.clone()
@@ -182,7 +174,7 @@ def test_accumulated_grad_matches_reference():
     """.backward() twice: the first gradient becomes x.grad (AccumulateGrad
     keeps the cached tensor), the second is added into it and freed."""
     hybrik_fast.empty_cache()
-    x = make_heatmaps(*CACHED).requires_grad_()
+    x = heatmaps(*CACHED).requires_grad_()
     g = make_grad(2, 4).float()
     for _ in range(2):
         soft_argmax3d(x, backend="cpu").backward(g)
@@ -193,17 +185,17 @@ def test_accumulated_grad_matches_reference():
 def test_cache_holds_two_buffers_and_skips_small_ones():
     hybrik_fast.empty_cache()
     for D in (32, 33, 34):  # three sizes of 1 MiB or more, freed in turn
-        grad_of(make_heatmaps(2, 4, D, 32, 32), make_grad(2, 4))
+        grad_of(heatmaps(2, 4, D, 32, 32), make_grad(2, 4))
     assert hybrik_fast.cache_info() == {"blocks": 2, "bytes": 4 * 2 * 4 * (33 + 34) * 32 * 32}
     hybrik_fast.empty_cache()
-    grad_of(make_heatmaps(2, 4, 31, 32, 32), make_grad(2, 4))  # just under 1 MiB
+    grad_of(heatmaps(2, 4, 31, 32, 32), make_grad(2, 4))  # just under 1 MiB
     assert hybrik_fast.cache_info() == {"blocks": 0, "bytes": 0}
 
 
 def test_cache_can_be_turned_off(monkeypatch):
     hybrik_fast.empty_cache()
     monkeypatch.setenv("HYBRIK_FAST_CACHE_OUTPUTS", "0")
-    grad_of(make_heatmaps(*CACHED), make_grad(2, 4))
+    grad_of(heatmaps(*CACHED), make_grad(2, 4))
     assert hybrik_fast.cache_info()["blocks"] == 0
 
 
@@ -212,7 +204,7 @@ def test_cache_can_be_turned_off(monkeypatch):
 def test_bad_switch_value_is_an_error(name, monkeypatch):
     monkeypatch.setenv(name, "yes")
     with pytest.raises(RuntimeError, match=f"{name} must be 0 or 1"):
-        grad_of(make_heatmaps(*CACHED), make_grad(2, 4))
+        grad_of(heatmaps(*CACHED), make_grad(2, 4))
 
 
 def test_profiler_sees_a_reused_gradient():
@@ -221,7 +213,7 @@ def test_profiler_sees_a_reused_gradient():
     from torch.profiler import ProfilerActivity, profile
 
     hybrik_fast.empty_cache()
-    x = make_heatmaps(*CACHED)
+    x = heatmaps(*CACHED)
     g = make_grad(2, 4)
     grad_of(x, g)  # freed at once: now cached
     assert hybrik_fast.cache_info()["blocks"] == 1
@@ -240,7 +232,7 @@ def test_rows_split_into_segments(D, H, W):
     lies 50 above the rest in its last segment, one row has a NaN in its
     second segment: that row is NaN and the others are not."""
     first = D // 2 if H == 64 else 56  # the first segment's planes
-    x = make_heatmaps(1, 4, D, H, W, seed=9)
+    x = heatmaps(1, 4, D, H, W, seed=9)
     x[0, 0, :first] = float("-inf")
     x[0, 1, D - 1, 3, 7] += 50.0
     x[0, 2, (3 * D) // 4, 5, 5] = float("nan")
@@ -252,7 +244,7 @@ def test_rows_split_into_segments(D, H, W):
 
 
 def test_confidence_is_not_differentiable():
-    x = make_heatmaps(2, 3, 4, 5, 6).requires_grad_()
+    x = heatmaps(2, 3, 4, 5, 6).requires_grad_()
     coords, conf = soft_argmax3d(x, return_confidence=True, backend="cpu")
     assert coords.requires_grad and not conf.requires_grad
     assert soft_argmax3d(x.detach(), backend="cpu").grad_fn is None
@@ -328,7 +320,7 @@ def test_bad_dtype_raises_type_error(x, backend):
 # ---------------------------------------------------------------- dispatch
 
 def test_auto_picks_cpu_and_env_overrides(monkeypatch):
-    x = make_heatmaps(1, 2, 3, 4, 5).requires_grad_()
+    x = heatmaps(1, 2, 3, 4, 5).requires_grad_()
 
     def ran(**kw):  # which implementation produced the output
         name = type(soft_argmax3d(x, **kw).grad_fn).__name__
@@ -343,13 +335,13 @@ def test_auto_picks_cpu_and_env_overrides(monkeypatch):
 def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(RuntimeError, match="triton"):
-        soft_argmax3d(make_heatmaps(1, 2, 3, 4, 5), backend="triton")
+        soft_argmax3d(heatmaps(1, 2, 3, 4, 5), backend="triton")
 
 
 # ---------------------------------------------------------------- torch.library
 
 def test_opcheck():
-    x = make_heatmaps(2, 3, 4, 5, 6).requires_grad_()
+    x = heatmaps(2, 3, 4, 5, 6).requires_grad_()
     torch.library.opcheck(torch.ops.hybrik_fast.soft_argmax3d.default, (x, "cpu"))
     coords, lse, _ = torch.ops.hybrik_fast.soft_argmax3d(x.detach(), "cpu")
     torch.library.opcheck(torch.ops.hybrik_fast.soft_argmax3d_backward.default,
@@ -377,7 +369,7 @@ def test_compile_fullgraph_forward_backward_matches_eager():
         return (coords * g).sum() + conf.sum()
 
     compiled = torch.compile(loss, fullgraph=True)
-    x = make_heatmaps(2, 3, 4, 5, 6)
+    x = heatmaps(2, 3, 4, 5, 6)
     x_e, x_c = x.clone().requires_grad_(), x.clone().requires_grad_()
     l_e, l_c = loss(x_e), compiled(x_c)
     l_e.backward()
@@ -391,9 +383,9 @@ def test_export():
         def forward(self, heatmaps):
             return soft_argmax3d(heatmaps, return_confidence=True, backend="cpu")
 
-    x = make_heatmaps(2, 3, 4, 5, 6)
+    x = heatmaps(2, 3, 4, 5, 6)
     ep = torch.export.export(Head(), (x,))
     assert "hybrik_fast.soft_argmax3d" in str(ep.graph)
-    y = make_heatmaps(2, 3, 4, 5, 6, seed=9)
+    y = heatmaps(2, 3, 4, 5, 6, seed=9)
     for a, b in zip(ep.module()(y), reference(y, return_confidence=True)):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

@@ -20,8 +20,9 @@ import pytest  # noqa: E402
 pytest.importorskip("triton")
 
 from hybrik_fast import soft_argmax3d  # noqa: E402
-from heatmap_support import (EDGE_CASES, check_against_reference, fwd_bwd, make_grad,  # noqa: E402
-                             make_heatmaps, reference_with_confidence as ref)
+from hybrik_fast.benchmark import heatmaps  # noqa: E402
+from tests_support import (EDGE_CASES, assert_within_2x_reference, check_against_reference,  # noqa: E402
+                           fwd_bwd, make_grad, reference_with_confidence as ref)
 
 if not ON_GPU and "hybrik_fast.kernels.soft_argmax" in sys.modules:
     # imported earlier in this process without the interpreter: decorate again
@@ -47,19 +48,12 @@ def fused(x):
     return soft_argmax3d(x, return_confidence=True, backend="triton")
 
 
-def assert_within_2x_reference(out, out_ref_low, out_ref64, dtype, what):
-    """|out − ref64| <= 2·|ref_low − ref64| (max norms), or the output's rounding."""
-    err = (out.double() - out_ref64).abs().max().item()
-    ref_err = (out_ref_low.double() - out_ref64).abs().max().item()
-    rounding = torch.finfo(dtype).eps / 2 * out_ref64.abs().max().item()
-    assert err <= max(2 * ref_err, rounding), f"{what}: error {err:.3g}, reference's own {ref_err:.3g}"
-
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
                          ids=lambda d: str(d).replace("torch.", ""))
 def test_matches_reference(shape, dtype):
-    x = make_heatmaps(*shape, dtype=dtype, device=DEVICE)
+    x = heatmaps(*shape, dtype=dtype, device=DEVICE)
     g = make_grad(*shape[:2], device=DEVICE)
     if dtype in (torch.float32, torch.float64):
         rtol, atol = (1e-5, 1e-6) if dtype == torch.float32 else (1e-10, 1e-12)
@@ -75,7 +69,7 @@ def test_matches_reference(shape, dtype):
 
 
 def test_gradcheck_float64():
-    x = make_heatmaps(1, 2, 2, 3, 4, dtype=torch.float64, device=DEVICE).requires_grad_()
+    x = heatmaps(1, 2, 2, 3, 4, dtype=torch.float64, device=DEVICE).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: soft_argmax3d(t, backend="triton"), (x,))
 
 
@@ -85,12 +79,12 @@ def test_edge_case_matches_reference(case):
 
 
 def test_non_contiguous():
-    x = make_heatmaps(2, 3, 6, 4, 5, seed=3, device=DEVICE).transpose(2, 4)
+    x = heatmaps(2, 3, 6, 4, 5, seed=3, device=DEVICE).transpose(2, 4)
     check_against_reference(x, make_grad(2, 3, device=DEVICE), "triton")
 
 
 def test_opcheck():
-    x = make_heatmaps(1, 2, 3, 4, 5, device=DEVICE).requires_grad_()
+    x = heatmaps(1, 2, 3, 4, 5, device=DEVICE).requires_grad_()
     torch.library.opcheck(torch.ops.hybrik_fast.soft_argmax3d.default, (x, "triton"))
 
 
@@ -100,19 +94,19 @@ class TestCUDA:
 
     @pytest.mark.parametrize("B", [1, 8])
     def test_full_size_fp32(self, B):
-        x = make_heatmaps(B, 29, 64, 64, 64, device="cuda")
+        x = heatmaps(B, 29, 64, 64, 64, device="cuda")
         check_against_reference(x, make_grad(B, 29, device="cuda"), "triton")
 
     @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
     def test_full_size_low_precision(self, dtype):
-        x = make_heatmaps(2, 29, 64, 64, 64, dtype=dtype, device="cuda")
+        x = heatmaps(2, 29, 64, 64, 64, dtype=dtype, device="cuda")
         g = make_grad(2, 29, device="cuda")
         for out, low, exact, what in zip(fwd_bwd(fused, x, g), fwd_bwd(ref, x, g),
                                          fwd_bwd(ref, x.double(), g), ("coords", "conf", "grad")):
             assert_within_2x_reference(out, low, exact, dtype, what)
 
     def test_auto_picks_triton(self):
-        x = make_heatmaps(1, 2, 3, 4, 5, device="cuda").requires_grad_()
+        x = heatmaps(1, 2, 3, 4, 5, device="cuda").requires_grad_()
         assert "hybrik_fast_soft_argmax3d" in type(soft_argmax3d(x).grad_fn).__name__
 
     def test_compile_fullgraph(self):
@@ -121,7 +115,7 @@ class TestCUDA:
         def loss(x):
             return (soft_argmax3d(x) * g).sum()
 
-        x = make_heatmaps(2, 29, 16, 20, 24, device="cuda")
+        x = heatmaps(2, 29, 16, 20, 24, device="cuda")
         x_e, x_c = x.clone().requires_grad_(), x.clone().requires_grad_()
         loss(x_e).backward()
         torch.compile(loss, fullgraph=True)(x_c).backward()

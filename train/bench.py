@@ -1,7 +1,8 @@
 """``hybrik-fast bench --train``: training step time and peak memory, fused against reference.
 
-The step is the training loop's: forward, HybrIKLoss, backward, gradient
-clipping, optimiser step (``loop.build_optimizer``), on one fixed batch of
+The step is the training loop's own :func:`~.loop.train_step` (forward,
+HybrIKLoss, scaled backward, gradient clipping, the NaN/inf check with its
+host sync, optimiser step (``loop.build_optimizer``)), on one fixed batch of
 SyntheticHumans images at the ``cpu-quick`` size (the preset's backbone,
 image size, heatmap size, batch size and model options; the report's first
 line names them).  Both backends build the same model from the same seed.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
@@ -30,29 +30,23 @@ from hybrik_fast import benchmark
 
 from . import config
 from .data import build_dataset, collate
-from .loop import autocast_dtype, build_loss, build_model, build_optimizer
+from .loop import (autocast_dtype, build_loss, build_model, build_optimizer, build_scaler,
+                   train_step)
 
 BACKENDS = ("reference", "fused")
 TARGET_RATIO = 0.85
 
 
 def _step_fn(model, loss_fn, optimizer, batch, cfg, device):
+    """A function that runs the loop's :func:`~.loop.train_step` once and returns its seconds."""
     params = [p for p in model.parameters() if p.requires_grad]
     amp = autocast_dtype(cfg, device)
+    scaler = build_scaler(device, amp)
 
-    def once() -> float:
-        benchmark._sync(device)
-        t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            out = model(batch["image"])
-            loss, _ = loss_fn(out, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        benchmark._sync(device)
-        return time.perf_counter() - t0
-    return once
+    def step(_) -> None:
+        train_step(model, loss_fn, optimizer, scaler, batch, params, cfg.grad_clip, amp)
+        benchmark.sync(device)
+    return benchmark.timer(lambda: None, step, device)
 
 
 def run(preset: str = "cpu-quick", steps: int = 10, device=None, threads: int | None = None,

@@ -12,17 +12,14 @@ current epoch that the checkpoint says were consumed, and restores every RNG
 (dropout included), so on CPU with a fixed thread count a killed and resumed
 run logs the same per-step losses as an uninterrupted one.
 
-Time budget.  With ``time_budget`` > 0 the run times CALIBRATION_STEPS steps
-after CALIBRATION_WARMUP (slower: memory first touched) and shortens itself
-(fewer steps, the LR schedule rescaled to the new length) so that data
-generation, training, the final evaluation and the artefacts fit in the
-budget.  The cut is stored in the checkpoint, so a resumed run keeps it.
+One step is :func:`train_step` (``hybrik-fast bench --train`` times the
+same function).  Logging (log.csv, TensorBoard, the bar) is :mod:`.runlog`;
+fitting the run to ``time_budget`` is :mod:`.budget`.
 
 Costly points are marked ``# host sync``.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -34,16 +31,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
-
 from . import checkpoint, config, plot, schedule
+from .budget import TimeBudget
 from .config import Config
 from .data import build_dataset, collate, materialise, skipped_images
 from .evaluate import MeanPoseModel, evaluate, format_table
-
-CSV_NAME = "log.csv"
-CALIBRATION_WARMUP = 3    # steps not timed: first-touch page faults, lazy allocations
-CALIBRATION_STEPS = 20    # the steps timed after them
+from .runlog import RunLog
 
 
 class TrainingError(RuntimeError):
@@ -111,6 +104,11 @@ def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def build_scaler(device: torch.device, amp_dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """The loss scaler: active for float16 autocast only (bfloat16 needs none)."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -149,11 +147,46 @@ def param_checksum(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def read_csv(path: str) -> list[dict]:
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+def train_step(model: torch.nn.Module, loss_fn, optimizer: torch.optim.Optimizer, scaler, batch: dict,
+               params: list, grad_clip: float, amp_dtype: torch.dtype | None,
+               poison: bool = False) -> tuple[float, float, dict]:
+    """One optimisation step on ``batch`` (its "image" (B, 3, S, S) on the model's device).
+
+    Forward under autocast (``amp_dtype``; None: off), loss, scaled backward,
+    unscale, gradient clipping to ``grad_clip`` (<= 0: none), then the NaN/inf
+    check of the loss and the gradient norm together: a finite step updates
+    the parameters, a non-finite one leaves them and restores the batch-norm
+    statistics its forward changed.  The gradients are freed either way and
+    the scaler updated.  ``poison`` multiplies the loss by NaN (debugging).
+
+    Returns (loss, gradient norm, loss terms as tensors); the step was taken
+    iff both numbers are finite.
+    """
+    bn_before = [b.clone() for b in batchnorm_state(model)]
+    images = batch["image"]                                             # (B, 3, S, S)
+    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        out = model(images)
+        loss, terms = loss_fn(out, batch)
+    if poison:
+        loss = loss * float("nan")
+    scaler.scale(loss).backward()                                      # .grad is None here
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else math.inf)
+    # host sync: one per step.  The loss and the all-reduced gradient
+    # norm are checked together, so every rank takes the same decision.
+    loss_value, gnorm_value = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
+    finite = math.isfinite(loss_value) and math.isfinite(gnorm_value)
+    if finite:
+        scaler.step(optimizer)
+    # the gradients are freed as soon as they are used, so that the next
+    # forward's activations do not share memory with them (nanoGPT's order)
+    optimizer.zero_grad(set_to_none=True)
+    if not finite:
+        with torch.no_grad():                                           # undo the BN update
+            for b, saved in zip(batchnorm_state(model), bn_before):
+                b.copy_(saved)
+    scaler.update()
+    return loss_value, gnorm_value, terms
 
 
 # ----------------------------------------------------------------------------- the run
@@ -224,7 +257,7 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
         train_model = raw_model
     scheduler = schedule.build(optimizer, cfg, total_steps)
     amp_dtype = autocast_dtype(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # bf16 needs none
+    scaler = build_scaler(device, amp_dtype)
 
     step, epoch, epoch_step, bad_total, seconds_before = 0, 0, 0, 0, 0.0
     extra: dict = {}
@@ -261,33 +294,17 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
         return evaluate(m, val_set, batch_size=B, device=device,
                         max_batches=cfg.eval_batches, amp_dtype=amp_dtype)
 
-    # ---- baselines (rank 0, once per run)
-    t_eval = 0.0
+    # ---- baselines (rank 0, once per run); their time sizes the budget's reserve
+    budget = TimeBudget(cfg.time_budget, t_start, "total_steps" not in extra, world, device)
     if master and cfg.baselines and "untrained" not in extra:
         t0 = time.time()
         extra["untrained"] = held_out(raw_model)
-        t_eval = time.time() - t0
+        budget.t_eval = time.time() - t0
         extra["mean_pose"] = held_out(MeanPoseModel.fit(train_set, raw_model.smpl).to(device))
 
-    # ---- logging
-    csv_path = os.path.join(cfg.out, CSV_NAME)
-    rows = [r for r in read_csv(csv_path) if int(r["step"]) <= step] if master else []
-    writer = fieldnames = csv_file = None
-    tb = None
-    if master:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            tb = SummaryWriter(os.path.join(cfg.out, "tb"), purge_step=step or None)
-        except ImportError:                       # tensorboard not installed: CSV and PNG only
-            tb = None
-    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
-               disable=not (master and cfg.progress))
-
     # ---- the loop
+    log = RunLog(cfg.out, step, total_steps, master, cfg.progress, cfg.log_every)
     bad_run = 0
-    t_last = time.time()
-    t_calib = None
-    calibrate = cfg.time_budget > 0 and "total_steps" not in extra
     while step < total_steps:
         if hasattr(train_set, "set_epoch"):                             # MixedDataset's draw
             train_set.set_epoch(epoch)
@@ -302,96 +319,41 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
         train_model.train()
         for batch in loader:
             batch = to_device(batch, device)
-            images = batch["image"]                                     # (B, 3, S, S)
-            bn_before = [b.clone() for b in batchnorm_state(raw_model)]
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                out = train_model(images)
-                loss, terms = loss_fn(out, batch)
-            if step + 1 in cfg.inject_nan_steps:                        # debugging: a NaN loss
-                loss = loss * float("nan")
-            scaler.scale(loss).backward()                              # .grad is None here
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-            # host sync: one per step.  The loss and the all-reduced gradient
-            # norm are checked together, so every rank takes the same decision.
-            loss_value, gnorm_value = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
+            loss_value, gnorm_value, terms = train_step(
+                train_model, loss_fn, optimizer, scaler, batch, params, cfg.grad_clip, amp_dtype,
+                poison=step + 1 in cfg.inject_nan_steps)                # debugging: a NaN loss
             finite = math.isfinite(loss_value) and math.isfinite(gnorm_value)
             if finite:
-                scaler.step(optimizer)
                 bad_run = 0
-            # the gradients are freed as soon as they are used, so that the next
-            # forward's activations do not share memory with them (nanoGPT's order)
-            optimizer.zero_grad(set_to_none=True)
-            if not finite:
-                with torch.no_grad():                                   # undo the BN update
-                    for b, saved in zip(batchnorm_state(raw_model), bn_before):
-                        b.copy_(saved)
+            else:
                 bad_run += 1
                 bad_total += 1
-                if master:
-                    tqdm.write(f"step {step + 1}: non-finite loss/gradient ({loss_value}, {gnorm_value}); "
-                               f"step skipped ({bad_run} in a row, {bad_total} in all)")
+                log.write(f"step {step + 1}: non-finite loss/gradient ({loss_value}, {gnorm_value}); "
+                          f"step skipped ({bad_run} in a row, {bad_total} in all)")
                 if bad_run >= cfg.max_bad_steps:
-                    bar.close()
+                    log.close()
                     raise TrainingError(
                         f"stopping at step {step + 1}: {bad_run} consecutive steps had a non-finite loss "
                         f"or gradient (max_bad_steps={cfg.max_bad_steps}). Nothing was saved from them; "
                         f"the last good checkpoint is {last_path!r}")
-            scaler.update()
             lr = scheduler.get_last_lr()[0]
             with warnings.catch_warnings():       # a skipped first step: "scheduler before optimizer"
                 warnings.simplefilter("ignore", UserWarning)
                 scheduler.step()
             step += 1
             epoch_step += 1
-
-            # ---- logging (rank 0)
-            now = time.time()
-            ips = B * world / max(now - t_last, 1e-9)
-            t_last = now
-            if master:
-                term_values = dict(zip(terms, torch.stack([t.detach().float() for t in terms.values()])
-                                       .tolist())) if terms else {}        # host sync
-                row = {"step": step, "epoch": epoch, "loss": loss_value, "lr": lr,
-                       "grad_norm": gnorm_value, "images_per_s": ips, "skipped": int(not finite),
-                       **{f"loss_{k}": v for k, v in term_values.items()}}
-                if writer is None:
-                    fieldnames = list(rows[0]) if rows else list(row)
-                    csv_file = open(csv_path, "w", newline="")
-                    writer = csv.DictWriter(csv_file, fieldnames=fieldnames, extrasaction="ignore")
-                    writer.writeheader()
-                    writer.writerows(rows)
-                writer.writerow(row)
-                csv_file.flush()
-                rows.append(row)
-                if step % cfg.log_every == 0 or step == total_steps:
-                    bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{ips:.1f}", lr=f"{lr:.2e}")
-                    if tb is not None:
-                        for k, v in row.items():
-                            tb.add_scalar(f"train/{k}", float(v), step)
-                bar.update(1)
+            log.step(step, epoch, loss_value, lr, gnorm_value, not finite, terms, images=B * world)
 
             # ---- time budget: fit the run length to it once, after the first steps
-            if calibrate and step == CALIBRATION_WARMUP:
-                t_calib = time.time()
-            if calibrate and t_calib is not None and step == CALIBRATION_WARMUP + CALIBRATION_STEPS:
-                per_step = (time.time() - t_calib) / CALIBRATION_STEPS
-                reserve = 1.5 * t_eval + 5.0                           # final eval, PNGs, saves
-                left = cfg.time_budget - (time.time() - t_start) - reserve
-                fit = step + max(int(left / per_step), 0)
-                if world > 1:                                           # every rank takes rank 0's
-                    t = torch.tensor([fit], device=device)
-                    dist.broadcast(t, 0)
-                    fit = int(t)
+            fit = budget.fit(step)
+            if fit is not None:
                 if fit < total_steps:
                     total_steps = fit
                     scheduler.lr_lambdas[0] = schedule.lr_factor(cfg, total_steps)
-                    bar.total = total_steps
-                    bar.refresh()
+                    log.set_total(total_steps)
                 extra["total_steps"] = total_steps
-                if master:
-                    tqdm.write(f"time budget {cfg.time_budget:.0f} s: {per_step:.2f} s/step, "
-                               f"running {total_steps} steps")
+                log.write(f"time budget {cfg.time_budget:.0f} s: {budget.per_step:.2f} s/step, "
+                          f"running {total_steps} steps")
 
             # ---- checkpoints and held-out evaluation (rank 0 writes, the others wait)
             end_of_epoch = epoch_step == steps_per_epoch
@@ -403,8 +365,8 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
                     if metrics["mpjpe"] < best_mpjpe:
                         best_mpjpe = metrics["mpjpe"]
                         save(os.path.join(cfg.out, "best.pt"), metrics)
-                    tqdm.write(f"step {step}: held-out MPJPE {metrics['mpjpe']:.1f} mm "
-                               f"(best {best_mpjpe:.1f})")
+                    log.write(f"step {step}: held-out MPJPE {metrics['mpjpe']:.1f} mm "
+                              f"(best {best_mpjpe:.1f})")
                     train_model.train()
             if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or end_of_epoch:
                 if master:
@@ -415,7 +377,7 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
                 os.kill(os.getpid(), signal.SIGKILL)
             if step >= total_steps or end_of_epoch:
                 break
-    bar.close()
+    log.close()
 
     # ---- end: held-out evaluation, checkpoints, artefacts (rank 0)
     summary: dict = {}
@@ -425,10 +387,6 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
             best_mpjpe = trained["mpjpe"]
             save(os.path.join(cfg.out, "best.pt"), trained)
         save(last_path, trained)
-        if csv_file is not None:
-            csv_file.close()
-        if tb is not None:
-            tb.close()
         for name in ("untrained", "mean_pose"):
             if name in extra:
                 summary[name] = extra[name]
@@ -439,7 +397,7 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
         summary["seconds"] = seconds_before + time.time() - t_start
         with open(os.path.join(cfg.out, "metrics.json"), "w") as f:
             json.dump(summary, f, indent=2)
-        plot.training_curve(rows, os.path.join(cfg.out, "training_curve.png"))
+        plot.training_curve(log.rows, os.path.join(cfg.out, "training_curve.png"))
         if cfg.predictions_png:
             plot.predictions(raw_model, val_set, os.path.join(cfg.out, "predictions.png"),
                              n=cfg.predictions_png, device=device)
