@@ -241,22 +241,38 @@ def twist_from_annotation(record: dict, path, index):
 # ---------------------------------------------------------------- the dataset
 
 class AnnotatedDataset(torch.utils.data.Dataset):
-    """Base of the real-data loaders: records -> sample dicts.
+    """Base of the real-data loaders: an annotation file -> records -> sample dicts.
 
     Args (shared by every loader):
+        root:       the dataset folder; the annotation file is searched under it
+                    with the class's ``PATTERNS`` and the images are read from
+                    ``root/IMAGE_DIR``.
+        split:      one of the class's ``SPLITS``.
         image_size: S, the crop side in pixels.
         train:      augment (random crop scale, rotation, flip, colour); False
-                    gives the deterministic evaluation crop.
-        augment:    :class:`AugmentConfig` ranges (default: the HybrIK ones).
-        padding:    bbox side -> crop side factor.
+                    gives the deterministic evaluation crop.  Default
+                    ``split == "train"``.
         body:       optional :class:`hybrik_fast.BodyModel`.  When given, twist
                     labels of SMPL-labelled samples are computed from the final
                     (augmented) rotations with :func:`hybrik_fast.twist_angles`
                     on ``body.rest_joints(betas)`` (consistent with this
                     package's IK); otherwise the file's ``angle_twist`` is used
                     where present, else the twist has weight 0.
+        annotation: explicit annotation file (overrides the search under root).
+        image_dir:  folder the records' image paths are relative to (default
+                    ``root/IMAGE_DIR``; without root, ``IMAGE_DIR`` beside the
+                    annotation file's folder if ``IMAGES_BESIDE_ANNOTATIONS``,
+                    else the annotation file's folder).
+        units:      unit of the file's camera-frame joints: "mm", "m" or "auto"
+                    (default ``DEFAULT_UNITS``).
+        augment:    :class:`AugmentConfig` ranges (default: the HybrIK ones).
+        padding:    bbox side -> crop side factor.
         seed:       None: fresh augmentation every call; an int: the
                     augmentation of item i is a function of (seed, i).
+
+    A subclass sets the class attributes and parses one joined record in
+    ``_parse(record, path, index, image_dir, units) -> Record`` (or the whole
+    file in ``_records``).
 
     ``dataset.skipped`` counts items whose image could not be read; each is
     reported by a warning naming the file and replaced by the next readable
@@ -265,30 +281,52 @@ class AnnotatedDataset(torch.utils.data.Dataset):
     workers each worker counts in its own copy.
     """
 
-    def __init__(self, records: list[Record], *, image_size: int = 256, train: bool = True,
-                 augment: AugmentConfig | None = None, padding: float = PADDING,
-                 body=None, seed: int | None = None):
+    #: the splits of the format
+    SPLITS: tuple[str, ...] = ("train", "test")
+    #: annotation file patterns under root, ``{split}`` substituted
+    PATTERNS: tuple[str, ...] = ()
+    #: image folder under root, ``{split}`` substituted
+    IMAGE_DIR: str = "images"
+    #: without root: images in IMAGE_DIR beside the annotation file's folder (else in that folder)
+    IMAGES_BESIDE_ANNOTATIONS: bool = False
+    DEFAULT_UNITS: str = "mm"
+
+    def __init__(self, root=None, split: str = "train", image_size: int = 256,
+                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
+                 units: str | None = None, augment: AugmentConfig | None = None,
+                 padding: float = PADDING, seed: int | None = None):
+        name = type(self).__name__
+        if split not in self.SPLITS:
+            raise ValueError(f"{name}: split must be one of {self.SPLITS}, got {split!r}")
         if image_size <= 0:
             raise ValueError(f"image_size must be > 0, got {image_size}")
-        self.records = records
+        path = find_annotation(annotation, root, [p.format(split=split) for p in self.PATTERNS], name)
+        if image_dir is None:
+            image_dir = self._default_image_dir(root, split, path)
+        self.annotation, self.split = path, split
+        self.records = self._records(load_json(path), path, os.fspath(image_dir),
+                                     self.DEFAULT_UNITS if units is None else units)
         self.image_size = int(image_size)
-        self.train = bool(train)
+        self.train = split == "train" if train is None else bool(train)
         self.augment = augment if augment is not None else AugmentConfig()
         self.padding = float(padding)
         self.body = body
         self.seed = seed
         self.skipped = 0
 
-    def _init_from_records(self, path, split: str, image_dir, units: str, *, image_size: int,
-                           train: bool | None, body, **kwargs) -> None:
-        """Parse every record of the annotation file ``path`` with the subclass's
-        ``_parse(record, path, i, image_dir, units)`` and initialise;
-        ``train`` defaults to ``split == "train"``."""
-        self.annotation, self.split = path, split
-        records = [self._parse(r, path, i, image_dir, units)
-                   for i, r in enumerate(join_images(load_json(path), path))]
-        AnnotatedDataset.__init__(self, records, image_size=image_size,
-                                  train=split == "train" if train is None else train, body=body, **kwargs)
+    def _default_image_dir(self, root, split: str, path: str) -> str:
+        folder = self.IMAGE_DIR.format(split=split)
+        if root is not None:
+            return os.path.join(root, folder)
+        here = os.path.dirname(os.path.abspath(path))
+        return os.path.join(os.path.dirname(here), folder) if self.IMAGES_BESIDE_ANNOTATIONS else here
+
+    def _records(self, db, path: str, image_dir: str, units: str) -> list[Record]:
+        """Every record of the parsed file ``db``, each parsed by ``_parse``."""
+        return [self._parse(r, path, i, image_dir, units) for i, r in enumerate(join_images(db, path))]
+
+    def _parse(self, record: dict, path: str, index: int, image_dir: str, units: str) -> Record:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.records)

@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from .annotations import (AnnotatedDataset, AnnotationError, Record, check_finite,
-                          find_annotation, get_array, get_bbox, get_field, load_json)
+                          get_array, get_bbox, get_field)
 from .joint_maps import COCO_17_TO_29, to_29
 
 
@@ -34,27 +34,17 @@ class COCO2D(AnnotatedDataset):
                     ``root/{split}2017``, or the annotation file's folder).
         image_size, train, augment, padding, body, seed: see
                     :class:`~hybrik_fast.data.annotations.AnnotatedDataset`;
-                    ``train`` defaults to ``split == "train"``.
+                    ``train`` defaults to ``split == "train"``; ``units`` is
+                    not used (2D only).
 
     ``num_skipped_persons`` counts the crowd / unlabelled persons left out.
     """
 
-    def __init__(self, root=None, split: str = "train", image_size: int = 256,
-                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
-                 **kwargs):
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        path = find_annotation(annotation, root,
-                               [f"annotations/person_keypoints_{split}2017.json"], "COCO2D")
-        if image_dir is None:
-            image_dir = (os.path.join(root, f"{split}2017") if root is not None
-                         else os.path.dirname(os.path.abspath(path)))
-        self.annotation, self.split = path, split
-        records = self._parse(load_json(path), path, image_dir)
-        super().__init__(records, image_size=image_size,
-                         train=split == "train" if train is None else train, body=body, **kwargs)
+    SPLITS = ("train", "val")
+    PATTERNS = ("annotations/person_keypoints_{split}2017.json",)
+    IMAGE_DIR = "{split}2017"
 
-    def _parse(self, db, path, image_dir) -> list[Record]:
+    def _records(self, db, path: str, image_dir: str, units: str) -> list[Record]:
         if not isinstance(db, dict):
             raise AnnotationError(path, None, "images", "the file must hold a COCO object")
         for key in ("images", "annotations"):

@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from ..skeleton import NUM_BETAS, NUM_SMPL_JOINTS
-from .annotations import (AnnotatedDataset, Record, check_finite, find_annotation, get_array,
+from .annotations import (AnnotatedDataset, Record, check_finite, get_array,
                           get_bbox, get_field, project, smpl_joints_29,
                           to_metres, twist_from_annotation)
 
@@ -50,22 +50,13 @@ class Human36M(AnnotatedDataset):
                     ``train`` defaults to ``split == "train"``.
     """
 
-    def __init__(self, root=None, split: str = "train", image_size: int = 256,
-                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
-                 units: str = "mm", **kwargs):
-        if split not in SUBJECTS:
-            raise ValueError(f"split must be one of {tuple(SUBJECTS)}, got {split!r}")
-        path = find_annotation(annotation, root, [f"annotations/*{split}*protocol_2.json"],
-                               "Human36M")
-        if image_dir is None:
-            image_dir = os.path.join(root if root is not None
-                                     else os.path.dirname(os.path.dirname(os.path.abspath(path))),
-                                     "images")
-        self._init_from_records(path, split, image_dir, units, image_size=image_size, train=train,
-                                body=body, **kwargs)
+    SPLITS = tuple(SUBJECTS)
+    PATTERNS = ("annotations/*{split}*protocol_2.json",)
+    IMAGE_DIR = "images"
+    IMAGES_BESIDE_ANNOTATIONS = True
+    DEFAULT_UNITS = "mm"
 
-    @staticmethod
-    def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:
+    def _parse(self, r: dict, path, i: int, image_dir, units: str) -> Record:
         file_name = get_field(r, "file_name", path, i)
         bbox = get_bbox(r, path, i)
         f = check_finite(get_array(r, "cam_param.f", path, i, [(2,)]), "cam_param.f", path, i)

@@ -23,11 +23,10 @@ import os
 import numpy as np
 
 from .annotations import (AnnotatedDataset, AnnotationError, Record, check_finite,
-                          find_annotation, get_array, get_bbox, get_field,
+                          get_array, get_bbox, get_field,
                           project, to_metres)
 from .joint_maps import HP3D_17_TO_29, HP3D_28_TO_29, to_29
 
-SPLITS = ("train", "test")
 _TABLES = {28: HP3D_28_TO_29, 17: HP3D_17_TO_29}
 
 
@@ -60,22 +59,13 @@ class MPIINF3DHP(AnnotatedDataset):
                     ``train`` defaults to ``split == "train"``.
     """
 
-    def __init__(self, root=None, split: str = "train", image_size: int = 256,
-                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
-                 units: str = "mm", **kwargs):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        path = find_annotation(annotation, root, [f"annotation_mpi_inf_3dhp_{split}*.json",
-                                                  f"annotations/annotation_mpi_inf_3dhp_{split}*.json"],
-                               "MPIINF3DHP")
-        if image_dir is None:
-            image_dir = (os.path.join(root, f"mpi_inf_3dhp_{split}_set") if root is not None
-                         else os.path.dirname(os.path.abspath(path)))
-        self._init_from_records(path, split, image_dir, units, image_size=image_size, train=train,
-                                body=body, **kwargs)
+    SPLITS = ("train", "test")
+    PATTERNS = ("annotation_mpi_inf_3dhp_{split}*.json",
+                "annotations/annotation_mpi_inf_3dhp_{split}*.json")
+    IMAGE_DIR = "mpi_inf_3dhp_{split}_set"
+    DEFAULT_UNITS = "mm"
 
-    @staticmethod
-    def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:
+    def _parse(self, r: dict, path, i: int, image_dir, units: str) -> Record:
         file_name = get_field(r, "file_name", path, i)
         bbox = get_bbox(r, path, i)
         focal, princpt = _intrinsics(r, path, i)

@@ -28,11 +28,8 @@ import numpy as np
 
 from ..skeleton import NUM_BETAS, NUM_SMPL_JOINTS
 from .annotations import (AnnotatedDataset, AnnotationError, Record, check_finite,
-                          find_annotation, get_array, get_bbox, get_field,
+                          get_array, get_bbox, get_field,
                           smpl_joints_29, to_metres, twist_from_annotation)
-
-SPLITS = ("train", "validation", "test")
-
 
 class PW3D(AnnotatedDataset):
     """3DPW loader.
@@ -50,22 +47,13 @@ class PW3D(AnnotatedDataset):
                     ``train`` defaults to ``split == "train"``.
     """
 
-    def __init__(self, root=None, split: str = "train", image_size: int = 256,
-                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
-                 units: str = "auto", **kwargs):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        path = find_annotation(annotation, root, [f"json/3DPW_{split}*.json",
-                                                  f"annotations/3DPW_{split}*.json"], "PW3D")
-        if image_dir is None:
-            image_dir = os.path.join(root if root is not None
-                                     else os.path.dirname(os.path.dirname(os.path.abspath(path))),
-                                     "imageFiles")
-        self._init_from_records(path, split, image_dir, units, image_size=image_size, train=train,
-                                body=body, **kwargs)
+    SPLITS = ("train", "validation", "test")
+    PATTERNS = ("json/3DPW_{split}*.json", "annotations/3DPW_{split}*.json")
+    IMAGE_DIR = "imageFiles"
+    IMAGES_BESIDE_ANNOTATIONS = True
+    DEFAULT_UNITS = "auto"
 
-    @staticmethod
-    def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:
+    def _parse(self, r: dict, path, i: int, image_dir, units: str) -> Record:
         sequence = get_field(r, "sequence", path, i)
         file_name = get_field(r, "file_name", path, i)
         bbox = get_bbox(r, path, i)
