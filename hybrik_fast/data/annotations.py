@@ -373,6 +373,8 @@ class AnnotatedDataset(torch.utils.data.Dataset):
     JOIN: str = "position"
     #: bbox side -> crop side
     PADDING: float = PADDING
+    #: the evaluation protocol of :func:`hybrik_fast.metrics.protocol_scores` (None: none)
+    PROTOCOL: str | None = None
 
     def __init__(self, root=None, split: str = "train", image_size: int = 256,
                  train: bool | None = None, body=None, *, annotation=None, image_dir=None,

@@ -60,6 +60,7 @@ class Human36M(AnnotatedDataset):
                     ``train`` defaults to ``split == "train"``.
     """
 
+    PROTOCOL = "h36m"
     SPLITS = tuple(SUBJECTS)
     PATTERNS = ("annotations/*{split}*protocol_2.json",)
     DEFAULT_FILES = {"train": ("Sample_trainmin_train_Human36M_smpl_leaf_twist_protocol_2.json",),

@@ -62,6 +62,7 @@ class MPIINF3DHP(AnnotatedDataset):
                     ``train`` defaults to ``split == "train"``.
     """
 
+    PROTOCOL = "3dhp"
     SPLITS = ("train", "test")
     PATTERNS = ("annotation_mpi_inf_3dhp_{split}*.json",
                 "annotations/annotation_mpi_inf_3dhp_{split}*.json")

@@ -58,6 +58,7 @@ class PW3D(AnnotatedDataset):
                     ``train`` defaults to ``split == "train"``.
     """
 
+    PROTOCOL = "3dpw"
     SPLITS = ("train", "validation", "test")
     PATTERNS = ("json/3DPW_{split}*.json", "annotations/3DPW_{split}*.json")
     IMAGE_DIR = "imageFiles"
