@@ -57,7 +57,7 @@ from ..skeleton import NUM_JOINTS, NUM_TWIST
 from .common import empty_labels, normalize_image
 from .transforms import (IDENTITY, PADDING, TWIST_FLIP_ROWS, Augment, AugmentConfig,
                          apply_affine, camera_rotation, colour_jitter, crop_matrix,
-                         flip_joints, flip_rotmats, flip_twist, flip_xyz, square_box,
+                         flip_joints, flip_rotmats, flip_twist, flip_xyz, occlude, square_box,
                          warp_image)
 
 #: camera label of samples without a 3D root (the public model's init_cam)
@@ -470,6 +470,7 @@ class AnnotatedDataset(torch.utils.data.Dataset):
         """Crop, augment and label one record; see the module docstring for the labels."""
         S = self.image_size
         center, side = square_box(rec.bbox, self.padding)
+        image = occlude(image, center, side, aug)
         side *= aug.scale
         A = crop_matrix(center, side, S, aug.rotation, aug.flip)     # (2, 3)
         crop = colour_jitter(warp_image(image, A, S), aug.colour)
