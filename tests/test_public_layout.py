@@ -173,3 +173,16 @@ def test_h36m_pairs_by_position_whatever_the_ids(tmp_path, people):
     ds = Human36M(annotation=write_json(tmp_path / "h.json", db), image_dir=tmp_path)
     assert [r.image_path[-9:] for r in ds.records] == ["img_0.png", "img_1.png"]
     assert np.allclose(ds.records[0].betas, people[0]["betas"])
+
+
+# ---------------------------------------------------------------- evaluation joints
+
+def test_3dhp_test_joints_in_the_h36m_order(tmp_path, people):
+    db = hp3d_db(people)
+    kp = np.arange(17 * 3, dtype=np.float64).reshape(17, 3) + 1000.0     # mm, joint k = 1000 + 3k..
+    for a in db["annotations"]:
+        a["keypoints_cam"] = kp.tolist()
+    ds = MPIINF3DHP(annotation=write_json(tmp_path / "t.json", db), image_dir=tmp_path, split="test")
+    public = [14, 11, 12, 13, 8, 9, 10, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4]   # hp3d.py EVAL_JOINTS_17
+    assert np.allclose(ds.records[0].joints_h36m, kp[public] / 1000.0)
+    assert ds.records[0].xyz_weight[0] == 1                              # pelvis (test index 14)

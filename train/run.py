@@ -5,6 +5,8 @@
 
 Any config key (see :class:`hybrik_fast.train.config.Config`) can be set as
 ``key=value`` or ``--key value``; values use YAML syntax (``milestones=[0.5,0.8]``).
+The paper presets (``--preset resnet34-3dpw``, ``hrnet48-3dpw``) read real data
+under ``--data-root DIR``; ``--init CKPT`` starts from a checkpoint's weights.
 Under ``torchrun --nproc_per_node=N -m hybrik_fast.train ...`` the run is
 distributed (DDP; NCCL on CUDA, gloo on CPU).
 

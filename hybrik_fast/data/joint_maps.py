@@ -27,12 +27,6 @@ import numpy as np
 
 from ..skeleton import JOINT_NAMES, NUM_JOINTS
 
-H36M_17_NAMES: tuple[str, ...] = (
-    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
-    "left_ankle", "torso", "thorax", "nose", "head_top", "left_shoulder",
-    "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist",
-)
-
 #: MPI-INF-3DHP's full 28-joint set (the training annotations)
 HP3D_28_NAMES: tuple[str, ...] = (
     "spine3", "spine4", "spine2", "spine", "pelvis", "neck", "head", "head_top",
@@ -80,6 +74,7 @@ def table(names: tuple[str, ...], joint_map: str = "public") -> tuple[tuple[int,
 
 
 #: H36M-order index k of the evaluation joints is the 3DHP test set's joint H36M_EVAL_FROM_HP3D_17[k]
+#: (the H36M joint names as the public code writes them)
 H36M_EVAL_FROM_HP3D_17: tuple[int, ...] = tuple(
     HP3D_17_NAMES.index(n) for n in ("pelvis", "left_hip", "left_knee", "left_ankle", "right_hip",
                                      "right_knee", "right_ankle", "spine", "neck", "head",
