@@ -8,7 +8,8 @@ Shapes
     mask      (B, J)      optional, True (or nonzero) where a joint counts
     joints    list of joint indices the error is averaged over (default all)
 
-Evaluation protocol (project facts note)
+Evaluation protocol (project facts note; :func:`protocol_scores` is the
+public validation's, per dataset)
     * H36M and 3DPW: 17 H36M joints regressed from the mesh, root-aligned at
       the pelvis (index 0), Procrustes fitted on the 17 joints, MPJPE and
       PA-MPJPE reported over ``H36M_EVAL_14``::
@@ -182,23 +183,31 @@ def pve(pred_verts: torch.Tensor, gt_verts: torch.Tensor,
     return _reduce(torch.linalg.vector_norm(p - g, dim=-1) * 1000.0, weight, reduction)
 
 
+def _hits(err: torch.Tensor, threshold: torch.Tensor, strict: bool) -> torch.Tensor:
+    return (err < threshold if strict else err <= threshold).to(torch.float64)
+
+
 def pck(pred: torch.Tensor, gt: torch.Tensor, threshold_mm: float = PCK_THRESHOLD_MM,
         root: int | None = 0, joints: Sequence[int] | None = None,
-        mask: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
-    """Percentage of correct keypoints: joints with error ≤ ``threshold_mm``.
+        mask: torch.Tensor | None = None, reduction: str = "mean",
+        strict: bool = False) -> torch.Tensor:
+    """Percentage of correct keypoints: joints with error ≤ ``threshold_mm``
+    (< with ``strict``, as the public MPI-INF-3DHP evaluation counts).
 
     pred, gt (B, J, 3) metres, root-aligned at ``root`` as in :func:`mpjpe`.
     Returns percent (0..100), per sample (B,) or their mean.
     """
     weight = _check(pred, gt, mask, joints, reduction)
-    hit = (joint_errors(pred, gt, root) <= threshold_mm).to(torch.float64)  # (B, J)
+    hit = _hits(joint_errors(pred, gt, root), torch.tensor(float(threshold_mm)), strict)  # (B, J)
     return 100.0 * _reduce(hit, weight, reduction)
 
 
 def auc(pred: torch.Tensor, gt: torch.Tensor, root: int | None = 0,
         joints: Sequence[int] | None = None, mask: torch.Tensor | None = None,
-        reduction: str = "mean", thresholds_mm: Sequence[float] = AUC_THRESHOLDS_MM) -> torch.Tensor:
-    """Area under the PCK curve: the mean PCK over ``thresholds_mm``, percent.
+        reduction: str = "mean", thresholds_mm: Sequence[float] = AUC_THRESHOLDS_MM,
+        strict: bool = False) -> torch.Tensor:
+    """Area under the PCK curve: the mean PCK (``strict`` as in :func:`pck`) over
+    ``thresholds_mm``, percent.
 
     Default thresholds 0, 5, ..., 150 mm (31 values), as for MPI-INF-3DHP.
     pred, gt (B, J, 3) metres; returns (B,) or a scalar.
@@ -206,5 +215,44 @@ def auc(pred: torch.Tensor, gt: torch.Tensor, root: int | None = 0,
     weight = _check(pred, gt, mask, joints, reduction)
     err = joint_errors(pred, gt, root)                                  # (B, J)
     th = torch.tensor(list(thresholds_mm), dtype=torch.float64, device=err.device)
-    hit = (err[..., None] <= th).to(torch.float64).mean(-1)            # (B, J), fraction of thresholds
+    hit = _hits(err[..., None], th, strict).mean(-1)                   # (B, J), fraction of thresholds
     return 100.0 * _reduce(hit, weight, reduction)
+
+
+# ----------------------------------------------------------------------------- the public protocols
+
+#: dataset -> protocol name of :func:`protocol_scores`
+PROTOCOLS = ("h36m", "3dpw", "3dhp")
+
+
+def protocol_scores(pred17: torch.Tensor, gt17: torch.Tensor, protocol: str) -> dict:
+    """The public validation's per-sample scores on the 17 H36M joints.
+
+    pred17, gt17 (B, 17, 3) metres, H36M order (pelvis = 0); pred17 is what
+    the H36M regressor takes from the predicted mesh, gt17 the dataset's
+    17 joints.  Both are root-aligned at the pelvis.  Returns {name: (B,)}:
+
+    * "h36m": MPJPE over ``H36M_EVAL_14``; PA-MPJPE with the similarity
+      fitted on all 17 joints, then averaged over ``H36M_EVAL_14``.
+    * "3dpw": the same 14 joints, but picked first: the similarity is
+      fitted on those 14 only.
+    * "3dhp": all 17 joints (the test set's, reordered to H36M): MPJPE,
+      PA-MPJPE, PCK at 150 mm and AUC over 0..150 mm in 5 mm steps, both
+      counting error < threshold as the public code does.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    check_tensor("pred17", pred17, ("B", 17, 3))
+    check_tensor("gt17", gt17, ("B", 17, 3), sizes={"B": pred17.shape[0]})
+    if protocol == "3dhp":
+        return {"mpjpe": mpjpe(pred17, gt17, reduction="none"),
+                "pa_mpjpe": pa_mpjpe(pred17, gt17, reduction="none"),
+                "pck": pck(pred17, gt17, reduction="none", strict=True),
+                "auc": auc(pred17, gt17, reduction="none", strict=True)}
+    out = {"mpjpe": mpjpe(pred17, gt17, joints=H36M_EVAL_14, reduction="none")}
+    if protocol == "h36m":
+        out["pa_mpjpe"] = pa_mpjpe(pred17, gt17, joints=H36M_EVAL_14, reduction="none")
+    else:
+        sel = list(H36M_EVAL_14)
+        out["pa_mpjpe"] = pa_mpjpe(pred17[:, sel], gt17[:, sel], reduction="none")
+    return out

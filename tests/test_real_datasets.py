@@ -1,11 +1,8 @@
 """Real-dataset loaders on tiny fixture files: format, labels, augmentation, errors."""
 import copy
-import json
-import math
 import os
 import warnings
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,17 +11,15 @@ from hybrik_fast import BodyModel, camera
 from hybrik_fast.data import COCO2D, MPIINF3DHP, PW3D, Human36M, MixedDataset
 from hybrik_fast.data.annotations import AnnotationError
 from hybrik_fast.data.common import SAMPLE_KEYS, denormalize_image
-from hybrik_fast.data.joint_maps import HP3D_28_NAMES
 from hybrik_fast.data.transforms import (FLIP_PERM_24, Augment, apply_affine, camera_rotation,
                                          crop_matrix, flip_rotmats, flip_twist)
-from hybrik_fast.ik import forward_kinematics, twist_angles
+from hybrik_fast.ik import forward_kinematics
 from hybrik_fast.poses import axis_angle_to_matrix, sample_axis_angles
 from hybrik_fast.skeleton import NUM_JOINTS
 
-W, H = 64, 48              # fixture image size
-S = 64                     # crop size in the tests
-FOCAL = np.array([110.0, 112.0])
-DOT_JOINT = 20             # left wrist: a bright dot is drawn at its pixel
+from dataset_support import (DOT_JOINT, FOCAL, S, coco_db, h36m_db, hp3d_db, person, pw3d_db,
+                             write_json, write_roots)
+
 SHAPES = {"image": (3, S, S), "joints_uvd": (29, 3), "joints_uvd_weight": (29, 3),
           "joints_xyz": (29, 3), "joints_xyz_weight": (29, 3), "betas": (10,),
           "rotmats": (24, 3, 3), "twist": (23, 2), "twist_weight": (23, 2),
@@ -38,134 +33,14 @@ def body():
     return BodyModel.synthetic(dtype=torch.float64)
 
 
-def _person(body, seed):
-    """A posed synthetic person 5 m in front of the camera, its pixels and labels."""
-    g = torch.Generator().manual_seed(seed)
-    aa = sample_axis_angles(1, g, scale=0.5)[0]                       # (24, 3)
-    aa[0] = torch.tensor([math.pi, 0.0, 0.0])                         # upright: SMPL y up -> camera y down
-    betas = 0.5 * torch.randn(1, 10, generator=g, dtype=torch.float64)
-    rest = body.rest_joints(betas)
-    R = axis_angle_to_matrix(aa)[None]
-    joints = forward_kinematics(R, rest, backend="reference")[0].numpy() + [0.1, -0.1, 5.0]
-    tw = twist_angles(R, rest, backend="reference")[0].numpy()        # (23, 2)
-    # principal point chosen so the dot joint lands exactly on a pixel centre
-    p = joints[DOT_JOINT, :2] / joints[DOT_JOINT, 2] * FOCAL
-    princpt = np.round(p + [W / 2, H / 2]) - p
-    uv = joints[:, :2] / joints[:, 2:] * FOCAL + princpt
-    lo, hi = uv.min(0), uv.max(0)
-    bbox = [lo[0] - 2, lo[1] - 2, hi[0] - lo[0] + 4, hi[1] - lo[1] + 4]
-    return dict(joints=joints, uv=uv, aa=aa.numpy(), betas=betas[0].numpy(), twist=tw,
-                princpt=princpt, bbox=bbox)
-
-
-def _dot_image(path, pixels):
-    img = np.zeros((H, W, 3), np.uint8)
-    img[:, :, 2] = 40                                                 # a little blue everywhere
-    for x, y in pixels:
-        x, y = int(round(x)), int(round(y))
-        img[y - 1:y + 2, x - 1:x + 2] = 255
-    assert cv2.imwrite(str(path), img)
-
-
-def _write(path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj))
-    return path
-
-
-def _h36m_db(people, n_joints=29):
-    images, anns = [], []
-    for k, p in enumerate(people):
-        angle = np.arctan2(p["twist"][:, 1], p["twist"][:, 0])
-        angle[3] = -999.0
-        images.append({"file_name": f"s_01/img_{k}.png", "width": W, "height": H,
-                       "cam_param": {"f": FOCAL.tolist(), "c": p["princpt"].tolist()}})
-        anns.append({"bbox": p["bbox"], "smpl_joints": (p["joints"][:n_joints] * 1000).tolist(),
-                     "betas": p["betas"].tolist(), "thetas": p["aa"].tolist(),
-                     "root_coord": (p["joints"][0] * 1000).tolist(),
-                     "angle_twist": {"angle": angle.tolist(), "cos": p["twist"][:, 0].tolist(),
-                                     "sin": p["twist"][:, 1].tolist()}})
-    return {"images": images, "annotations": anns}
-
-
-def _pw3d_db(people):
-    images, anns = [], []
-    for k, p in enumerate(people):
-        images.append({"id": 100 + k, "sequence": "downtown_walk_00", "file_name": f"image_{k:05d}.jpg",
-                       "width": W, "height": H,
-                       "cam_param": {"focal": FOCAL.tolist(), "princpt": p["princpt"].tolist()}})
-        img = np.concatenate([p["uv"][:24], p["joints"][:24, 2:]], 1)
-        anns.append({"id": k, "image_id": 100 + k, "bbox": p["bbox"],
-                     "smpl_param": {"shape": p["betas"].tolist(), "pose": p["aa"].ravel().tolist(),
-                                    "trans": [0, 0, 0], "gender": "neutral"},
-                     "smpl_joint_cam": p["joints"][:24].tolist(),     # metres
-                     "smpl_joint_img": img.tolist(), "h36m_joints": np.zeros((17, 3)).tolist()})
-    return {"images": images, "annotations": anns}
-
-
-_HP3D_FROM_29 = {"pelvis": 0, "left_hip": 1, "right_hip": 2, "left_knee": 4, "right_knee": 5,
-                 "left_ankle": 7, "right_ankle": 8, "left_shoulder": 16, "right_shoulder": 17,
-                 "left_elbow": 18, "right_elbow": 19, "left_wrist": 20, "right_wrist": 21,
-                 "head_top": 24, "left_toe": 27, "right_toe": 28, "neck": 12, "head": 15}
-
-
-def _hp3d_db(people):
-    images, anns = [], []
-    for k, p in enumerate(people):
-        kp = np.array([p["joints"][_HP3D_FROM_29.get(n, 3)] for n in HP3D_28_NAMES]) * 1000
-        K = [[FOCAL[0], 0, p["princpt"][0]], [0, FOCAL[1], p["princpt"][1]], [0, 0, 1]]
-        images.append({"id": k, "file_name": f"S1/Seq1/imageSequence/img_{k}.png",
-                       "width": W, "height": H, "cam_param": {"intrinsic_param": K}})
-        anns.append({"id": k, "image_id": k, "bbox": p["bbox"], "keypoints_cam": kp.tolist(),
-                     "activity_id": 1})
-    return {"images": images, "annotations": anns}
-
-
-_COCO_FROM_29 = {5: 16, 6: 17, 7: 18, 8: 19, 9: 20, 10: 21, 11: 1, 12: 2, 13: 4, 14: 5, 15: 7, 16: 8}
-
-
-def _coco_db(people):
-    images, anns = [], []
-    for k, p in enumerate(people):
-        images.append({"id": 7 + k, "file_name": f"{k:012d}.png", "width": W, "height": H})
-        kp = np.zeros((17, 3))
-        for c, j in _COCO_FROM_29.items():
-            kp[c] = [*np.round(p["uv"][j]), 2]
-        kp[13, 2] = 1                   # labelled but occluded: still a label
-        kp[16] = 0                      # not labelled
-        anns.append({"id": k, "image_id": 7 + k, "bbox": p["bbox"], "keypoints": kp.ravel().tolist(),
-                     "num_keypoints": 11, "iscrowd": 0, "category_id": 1, "area": 100.0})
-    crowd = copy.deepcopy(anns[0])
-    crowd.update(id=99, iscrowd=1)
-    empty = copy.deepcopy(anns[0])
-    empty.update(id=98, keypoints=[0] * 51, num_keypoints=0)
-    return {"images": images, "annotations": anns + [crowd, empty], "categories": [{"id": 1}]}
-
-
 @pytest.fixture(scope="module")
 def people(body):
-    return [_person(body, seed) for seed in (1, 2)]
+    return [person(body, seed) for seed in (1, 2)]
 
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory, people):
-    """One root folder per dataset, in each format's default layout, plus images."""
-    base = tmp_path_factory.mktemp("data")
-    h36m, pw3d, hp3d, coco = (base / n for n in ("h36m", "pw3d", "3dhp", "coco"))
-    _write(h36m / "annotations" / "Sample_5_train_Human36M_smpl_leaf_twist_protocol_2.json",
-           _h36m_db(people))
-    _write(pw3d / "json" / "3DPW_train_new.json", _pw3d_db(people))
-    _write(hp3d / "annotation_mpi_inf_3dhp_train_v2.json", _hp3d_db(people))
-    _write(coco / "annotations" / "person_keypoints_train2017.json", _coco_db(people))
-    for k, p in enumerate(people):
-        dot = [p["uv"][DOT_JOINT]]
-        for path in (h36m / "images" / "s_01" / f"img_{k}.png",
-                     pw3d / "imageFiles" / "downtown_walk_00" / f"image_{k:05d}.jpg",
-                     hp3d / "mpi_inf_3dhp_train_set" / "S1" / "Seq1" / "imageSequence" / f"img_{k}.png",
-                     coco / "train2017" / f"{k:012d}.png"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _dot_image(path, dot)
-    return {"h36m": h36m, "pw3d": pw3d, "3dhp": hp3d, "coco": coco}
+    return write_roots(tmp_path_factory.mktemp("data"), people)
 
 
 LOADERS = {"h36m": Human36M, "pw3d": PW3D, "3dhp": MPIINF3DHP, "coco": COCO2D}
@@ -216,8 +91,8 @@ def test_label_weights_per_format(roots):
     assert pw3d["joints_xyz_weight"][:24].all() and not pw3d["joints_xyz_weight"][24:].any()
     assert not pw3d["joints_uvd_weight"][24:].any() and pw3d["smpl_weight"].item() == 1
     assert pw3d["twist_weight"].sum() == 0
-    # 3DHP: mapped joints only, no SMPL
-    mapped = [0, 1, 2, 4, 5, 7, 8, 16, 17, 18, 19, 20, 21, 24, 27, 28]
+    # 3DHP: the public map's joints only (no hips, head top, toes), no SMPL
+    mapped = [0, 4, 5, 7, 8, 12, 16, 17, 18, 19, 20, 21]
     expect = torch.zeros(NUM_JOINTS)
     expect[mapped] = 1
     assert torch.equal(hp3d["joints_xyz_weight"][:, 0], expect)
@@ -225,7 +100,7 @@ def test_label_weights_per_format(roots):
     # COCO: uv from visibility, no depth, no 3D, neutral camera
     w = coco["joints_uvd_weight"]
     expect = torch.zeros(NUM_JOINTS)
-    expect[[16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7]] = 1          # right ankle (8) unlabelled
+    expect[[16, 17, 18, 19, 20, 21, 4, 5, 7]] = 1          # public map: no hips; right ankle unlabelled
     assert torch.equal(w[:, 0], expect) and torch.equal(w[:, 1], expect)
     assert w[:, 2].sum() == 0 and coco["joints_xyz_weight"].sum() == 0
     assert coco["smpl_weight"].item() == 0
@@ -234,7 +109,7 @@ def test_label_weights_per_format(roots):
 
 def test_coco_skips_crowd_and_unlabelled(roots):
     ds = _load(roots, "coco")
-    assert len(ds) == 2 and ds.num_skipped_persons == 2
+    assert len(ds) == 2 and ds.skipped_records == {"crowd": 1, "no labelled keypoint": 1}
 
 
 @pytest.mark.parametrize("name", list(LOADERS))
@@ -270,7 +145,7 @@ def test_camera_label_back_projects(roots, people):
 
 
 def test_h36m_24_joints_leaves_weight_zero(tmp_path, people, roots):
-    path = _write(tmp_path / "a.json", _h36m_db(people, n_joints=24))
+    path = write_json(tmp_path / "a.json", h36m_db(people, n_joints=24))
     s = Human36M(annotation=path, image_dir=roots["h36m"] / "images", image_size=S, train=False)[0]
     assert s["joints_xyz_weight"][:24].all() and not s["joints_xyz_weight"][24:].any()
     assert not s["joints_uvd_weight"][24:].any()
@@ -401,19 +276,19 @@ def _break(db, name, kind):
 
 
 BROKEN = [
-    ("h36m", _h36m_db, "betas", "missing"), ("h36m", _h36m_db, "cam_param.f", "missing"),
-    ("h36m", _h36m_db, "smpl_joints", "count"), ("h36m", _h36m_db, "thetas", "count"),
-    ("pw3d", _pw3d_db, "smpl_param.pose", "missing"), ("pw3d", _pw3d_db, "smpl_joint_cam", "count"),
-    ("3dhp", _hp3d_db, "cam_param.intrinsic_param", "missing"),
-    ("3dhp", _hp3d_db, "keypoints_cam", "count"),
-    ("coco", _coco_db, "bbox", "missing"), ("coco", _coco_db, "keypoints", "count"),
+    ("h36m", h36m_db, "betas", "missing"), ("h36m", h36m_db, "cam_param.f", "missing"),
+    ("h36m", h36m_db, "smpl_joints", "count"), ("h36m", h36m_db, "thetas", "count"),
+    ("pw3d", pw3d_db, "smpl_param.pose", "missing"), ("pw3d", pw3d_db, "smpl_joint_cam", "count"),
+    ("3dhp", hp3d_db, "cam_param.intrinsic_param", "missing"),
+    ("3dhp", hp3d_db, "keypoints_cam", "count"),
+    ("coco", coco_db, "bbox", "missing"), ("coco", coco_db, "keypoints", "count"),
 ]
 
 
 @pytest.mark.parametrize("name,make,field,kind", BROKEN, ids=[f"{b[0]}-{b[2]}-{b[3]}" for b in BROKEN])
 def test_malformed_annotation_names_file_record_and_field(tmp_path, people, roots, name, make, field,
                                                           kind):
-    path = _write(tmp_path / f"bad_{name}.json", _break(make(people), field, kind))
+    path = write_json(tmp_path / f"bad_{name}.json", _break(make(people), field, kind))
     with pytest.raises(ValueError) as info:
         LOADERS[name](annotation=path, image_dir=roots[name], image_size=S)
     msg = str(info.value)
@@ -431,11 +306,11 @@ def test_missing_annotation_file_and_bad_split(tmp_path):
 
 
 def test_unreadable_image_is_skipped_counted_and_named(tmp_path, people, roots):
-    db = _h36m_db(people)
+    db = h36m_db(people)
     db["images"][0]["file_name"] = "corrupt.png"
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "corrupt.png").write_bytes(b"not an image")
-    path = _write(tmp_path / "annotations" / "x_train_protocol_2.json", db)
+    path = write_json(tmp_path / "annotations" / "x_train_protocol_2.json", db)
     os.symlink(roots["h36m"] / "images" / "s_01", tmp_path / "images" / "s_01")
     ds = Human36M(tmp_path, image_size=S, train=False)
     assert ds.annotation == str(path)

@@ -103,3 +103,36 @@ def load_model_weights(path: str, map_location="cpu") -> tuple[dict, dict]:
     """(state_dict, config dict) of any checkpoint written by the trainer."""
     ckpt = load(path, map_location)
     return model_state(ckpt), ckpt["config"]
+
+
+def init_weights(model: torch.nn.Module, path: str) -> str:
+    """Start ``model`` from the weights of the checkpoint at ``path`` (``--init``, fine-tuning).
+
+    One of our training checkpoints loads directly.  Any other file goes
+    through ``hybrik_fast.models.load_checkpoint`` (the published HybrIK
+    checkpoints) where that exists, and its state dict must then fit
+    ``model``.  Only the weights are taken (not the optimiser, schedule or
+    step).  Returns which kind of file it was; a mismatch raises
+    CheckpointError naming the path and the keys.
+    """
+    path = os.fspath(path)
+    try:
+        state, kind = model_state(load(path)), "training checkpoint"
+    except CheckpointError as own_error:
+        try:
+            from hybrik_fast.models import load_checkpoint
+        except ImportError:
+            raise own_error from None
+        try:
+            public = load_checkpoint(path, body=getattr(model, "smpl", None))
+        except (ValueError, FileNotFoundError) as e:
+            raise CheckpointError(f"--init {path!r}: {e}") from e
+        state, kind = model_state(public.state_dict()), "public checkpoint"
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:                                   # a shape mismatch
+        raise CheckpointError(f"--init {path!r} ({kind}) does not fit the model: {e}") from e
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(f"--init {path!r} ({kind}) does not fit the model: missing "
+                              f"{result.missing_keys[:8]}, unexpected {result.unexpected_keys[:8]}")
+    return kind

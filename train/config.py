@@ -21,15 +21,21 @@ from hybrik_fast.models.common import MODEL_BACKENDS
 class Config:
     # ---- model (hybrik_fast.models.build_model)
     head: str = "heatmap"                 # heatmap | transformer | hmr
-    backbone: str = "resnet18"            # resnet18 | resnet34 | resnet50
+    backbone: str = "resnet18"            # resnet18 | resnet34 | resnet50 | hrnet48
     image_size: int = 128                 # S, crop size in pixels
     heatmap_size: list = field(default_factory=lambda: [32, 32, 32])   # D, H, W
     backend: str = "auto"                 # auto (alias fused) | reference | cpu, see hybrik_fast._backend
     model_kwargs: dict = field(default_factory=dict)   # extra build_model options (deconv_channels, ...)
     body: str = ""                        # SMPL-format body model file ("" = the synthetic body)
+    init: str = ""                        # checkpoint whose weights start the run (fine-tuning; "" = none)
     # ---- data
     data: str = "synthetic"               # dataset spec, see hybrik_fast.train.data
     val_data: str = ""                    # held-out spec; "" = the synthetic val split of `data`
+    data_root: str = "data"               # real data: the folder of h36m/, coco/, 3dhp/, pw3d/ (specs without ROOT)
+    data_files: dict = field(default_factory=dict)  # real data: {h36m|coco|3dhp|3dpw: training annotation file name}
+    augment: dict = field(default_factory=dict)     # real data: AugmentConfig options of the 3D datasets
+    augment_2d: dict = field(default_factory=dict)  # real data: AugmentConfig options of COCO
+    joint_map: str = "public"             # real data: public | extended keypoint maps (data/joint_maps.py)
     train_length: int = 2000              # synthetic: images in the training split
     val_length: int = 200                 # synthetic: images in the held-out split
     cache_dir: str = ""                   # synthetic: on-disk cache ("" = none)
@@ -43,7 +49,7 @@ class Config:
     batch_size: int = 32                  # per process
     epochs: float = 1.0                   # length of the run, in passes over the training set
     max_steps: int = 0                    # if > 0, overrides `epochs`
-    time_budget: float = 0.0              # seconds for the whole run (0 = none); see loop.py
+    time_budget: float = 0.0              # seconds for the whole run (0 = none); see budget.py
     schedule: str = "multistep"           # multistep | invsqrt | constant
     milestones: list = field(default_factory=lambda: [0.64, 0.86])   # multistep: fractions of the run (< 1) or steps
     gamma: float = 0.1                    # multistep: factor at each milestone
@@ -68,6 +74,28 @@ class Config:
     kill_after_step: int = 0              # SIGKILL this process right after the checkpoint of step N
     inject_nan_steps: list = field(default_factory=list)   # steps (1-based) whose loss is made NaN
 
+
+# The public HybrIK recipe (configs/256x192_adam_lr1e-3-*_w_pw3d*.yaml at 9b8681d): 256 x 256
+# crops, 29 x 64^3 heatmaps, H36M / COCO / 3DHP / 3DPW mixed 0.3 / 0.4 / 0.1 / 0.2, the
+# Laplace loss (beta 1, theta 0.01, twist 1, uvd 1), Adam 1e-3 x 0.1 at two milestones of 200
+# epochs, gradient norm clipped at 5, augmentation: scale 0.3 and rotation 30 deg drawn from
+# clipped normals (rotation with probability 0.6), colour 0.2, flip 0.25 (3D sets) / 0.5 (COCO),
+# synthetic occlusion (area up to 0.3 / 0.7 of the box, aspect 0.5..2 / 0.3..3.3).
+_PUBLIC_AUGMENT = dict(sampling="normal", scale_factor=0.3, rotation_factor=30.0, rotation_prob=0.6,
+                       flip_prob=0.25, colour_factor=0.2, occlusion=True, occlusion_area=[0.0, 0.3],
+                       occlusion_ratio=[0.5, 2.0])
+_PAPER = dict(
+    head="heatmap", image_size=256, heatmap_size=[64, 64, 64], data="mixed", val_data="3dpw::test",
+    optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="multistep", gamma=0.1, epochs=200,
+    grad_clip=5.0, loss=dict(uvd=1.0, beta=1.0, rot=0.01, twist=1.0, camera=1.0, laplace=True),
+    augment=_PUBLIC_AUGMENT,
+    augment_2d={**_PUBLIC_AUGMENT, "flip_prob": 0.5, "occlusion_area": [0.0, 0.7],
+                "occlusion_ratio": [0.3, 1 / 0.3]},
+    joint_map="public", num_workers=8, in_memory=False, amp="auto", ckpt_every=2000,
+    eval_every=5000, log_every=50, baselines=False,
+)
+_PUBLIC_FILES = {"h36m": "Sample_trainmin_train_Human36M_smpl_leaf_twist_protocol_2.json",
+                 "coco": "person_keypoints_train2017.json", "3dpw": "3DPW_train_new.json"}
 
 #: the embedded presets; "cpu-quick" is the default of ``hybrik-fast train``
 PRESETS: dict[str, dict] = {
@@ -98,6 +126,20 @@ PRESETS: dict[str, dict] = {
         schedule="invsqrt", warmup_steps=4000, num_workers=8, in_memory=False,
         ckpt_every=2000, eval_every=5000, log_every=50, out="runs/transformer",
     ),
+    # the public HRNet-W48 model trained with 3DPW (3DPW PA-MPJPE 41.8, MPJPE 71.3):
+    # batch 36 per GPU on 4 GPUs, lr steps at epochs 60 and 80, 3DHP train_v3
+    "hrnet48-3dpw": dict(
+        _PAPER, backbone="hrnet48", batch_size=36, milestones=[60 / 200, 80 / 200],
+        data_files={**_PUBLIC_FILES, "3dhp": "annotation_mpi_inf_3dhp_train_v3.json"},
+        out="runs/hrnet48-3dpw",
+    ),
+    # the public ResNet-34 model trained with 3DPW (44.5 / 72.4): batch 32 per GPU on 8
+    # GPUs, lr steps at epochs 90 and 120, 3DHP train_v2
+    "resnet34-3dpw": dict(
+        _PAPER, backbone="resnet34", batch_size=32, milestones=[90 / 200, 120 / 200],
+        data_files={**_PUBLIC_FILES, "3dhp": "annotation_mpi_inf_3dhp_train_v2.json"},
+        out="runs/resnet34-3dpw",
+    ),
     # seconds, for tests of the plumbing
     "tiny": dict(
         backbone="resnet18", image_size=64, heatmap_size=[8, 16, 16], data="synthetic",
@@ -108,7 +150,8 @@ PRESETS: dict[str, dict] = {
 
 VALID = {
     "head": ("heatmap", "transformer", "hmr"),
-    "backbone": ("resnet18", "resnet34", "resnet50"),
+    "backbone": ("resnet18", "resnet34", "resnet50", "hrnet48"),
+    "joint_map": ("public", "extended"),
     "backend": MODEL_BACKENDS,
     "optimizer": ("adam", "adamw"),
     "schedule": ("multistep", "invsqrt", "constant"),

@@ -8,10 +8,17 @@
     3dhp:ROOT[:SPLIT]         MPIINF3DHP     (held-out split: test)
     coco:ROOT[:SPLIT]         COCO2D         (held-out split: val)
     mixed:ROOT                MixedDataset of whichever of ROOT/h36m, ROOT/coco,
-                              ROOT/3dhp, ROOT/3dpw exist, at the facts note's ratios
+                              ROOT/3dhp, ROOT/pw3d (or ROOT/3dpw) exist, at the
+                              public ratios 0.3 / 0.4 / 0.1 / 0.2; its length is
+                              twice the largest part's, as in the public mix
 
-A missing ROOT is an error naming the path.  Unreadable images are skipped
-by the loaders (a warning names each file); :func:`skipped_images` counts them.
+An empty ROOT (``3dpw``, ``3dpw::test``, ``mixed``) is the config's
+``data_root`` joined with the dataset's folder (h36m, coco, 3dhp, pw3d: the
+public layout).  A missing ROOT is an error naming the path.  The real
+loaders get the config's ``augment`` (``augment_2d`` for COCO), ``joint_map``
+and, for the training split, the annotation file ``data_files[name]`` under
+ROOT when named.  Unreadable images are skipped by the loaders (a warning
+names each file); :func:`skipped_images` counts them.
 """
 from __future__ import annotations
 
@@ -25,6 +32,14 @@ from tqdm import tqdm
 REAL = {"h36m": ("Human36M", "test"), "3dpw": ("PW3D", "test"),
         "3dhp": ("MPIINF3DHP", "test"), "coco": ("COCO2D", "val")}
 MIXED_ORDER = ("h36m", "coco", "3dhp", "3dpw")
+#: spec name -> the folders tried under data_root / a mixed ROOT (the public layout first)
+FOLDERS = {"h36m": ("h36m",), "coco": ("coco",), "3dhp": ("3dhp",), "3dpw": ("pw3d", "3dpw")}
+
+
+def _folder(root: str, name: str) -> str:
+    """root/<the first existing of the dataset's folders> (the first if none exists)."""
+    paths = [os.path.join(root, f) for f in FOLDERS[name]]
+    return next((p for p in paths if os.path.isdir(p)), paths[0])
 
 
 class DataSpecError(ValueError):
@@ -42,6 +57,7 @@ def _root(path: str, spec: str) -> str:
 def build_dataset(spec: str, cfg, split: str = "train", body=None) -> Dataset:
     """The dataset named by ``spec`` for ``split`` ("train" or "val"); see the module docstring."""
     from hybrik_fast import data
+    from hybrik_fast.data.transforms import AugmentConfig
     name, _, rest = spec.partition(":")
     name = name.strip().lower()
     if name == "synthetic":
@@ -59,19 +75,34 @@ def build_dataset(spec: str, cfg, split: str = "train", body=None) -> Dataset:
     if name in REAL:
         cls_name, held_out = REAL[name]
         root, _, want = rest.partition(":")
+        root = _root(root or _folder(cfg.data_root, name), spec)
         want = want or ("train" if split == "train" else held_out)
-        return getattr(data, cls_name)(root=_root(root, spec), split=want,
-                                       image_size=cfg.image_size, body=body,
-                                       seed=cfg.seed if want == "train" else None)
+        file = cfg.data_files.get(name) if want == "train" else None
+        augment = {k: tuple(v) if isinstance(v, list) else v
+                   for k, v in (cfg.augment_2d if name == "coco" else cfg.augment).items()}
+        return getattr(data, cls_name)(root=root, split=want, image_size=cfg.image_size, body=body,
+                                       seed=cfg.seed if want == "train" else None,
+                                       annotation=None if file is None else _annotation(root, file),
+                                       augment=AugmentConfig(**augment), joint_map=cfg.joint_map)
     if name == "mixed":
-        root = _root(rest, spec)
-        parts = [build_dataset(f"{k}:{os.path.join(root, k)}", cfg, split, body)
-                 for k in MIXED_ORDER if os.path.isdir(os.path.join(root, k))]
+        root = _root(rest or cfg.data_root, spec)
+        parts = [build_dataset(f"{k}:{_folder(root, k)}", cfg, split, body)
+                 for k in MIXED_ORDER if os.path.isdir(_folder(root, k))]
         if not parts:
             raise FileNotFoundError(f"mixed data: none of {', '.join(MIXED_ORDER)} is a folder under {root!r}")
-        return data.MixedDataset(parts, seed=cfg.seed)
+        return data.MixedDataset(parts, seed=cfg.seed, length=2 * max(len(p) for p in parts))
     raise DataSpecError(f"unknown dataset {name!r} in data spec {spec!r}; "
                         f"valid: synthetic, {', '.join(REAL)}, mixed")
+
+
+def _annotation(root: str, file: str) -> str:
+    """The annotation file named ``file`` anywhere under ``root`` (the formats keep it at
+    the top or in annotations/ or json/)."""
+    for sub in ("", "annotations", "json"):
+        if os.path.isfile(os.path.join(root, sub, file)):
+            return os.path.join(root, sub, file)
+    raise FileNotFoundError(f"annotation file {file!r} (config data_files) not found in {root!r}, "
+                            f"{root!r}/annotations or {root!r}/json")
 
 
 class InMemory(Dataset):

@@ -2,6 +2,14 @@
 
 Protocol (facts note, "Evaluation protocol"), as applied here:
 
+* With an H36M joint regressor (``h36m_regressor``, 17 × V, the SMPL
+  release's ``J_regressor_h36m.npy``) and a dataset of the public protocols
+  (its class attribute ``PROTOCOL``: Human36M, PW3D, MPIINF3DHP), the score
+  is the public validation's: the regressor takes 17 H36M joints from the
+  predicted mesh, the ground truth is the record's ``joints_h36m``, and
+  :func:`hybrik_fast.metrics.protocol_scores` applies that dataset's joint
+  subset, root alignment and Procrustes (``result["protocol"]`` names it).
+  Otherwise (no regressor, synthetic data):
 * Predicted joints are the HybrIK output path: the joints regressed from the
   predicted mesh (``joints_from_mesh``: J_regressor @ vertices, plus the
   five leaf vertices), root-relative.
@@ -10,9 +18,9 @@ Protocol (facts note, "Evaluation protocol"), as applied here:
   on the joints it labels.  The synthetic set labels all 29; its MPJPE,
   PA-MPJPE, PCK and AUC are over SMPL's 24 joints (the leaves are not
   joints of the body).  The H36M 17-joint regressor is not part of this
-  package (it belongs to the SMPL release), so H36M and 3DPW are scored on
-  their labelled joints in the 29-joint order rather than on the 14
-  ``H36M_EVAL_14`` joints of a regressed 17-joint skeleton.
+  package (it belongs to the SMPL release), so without it H36M and 3DPW are
+  scored on their labelled joints in the 29-joint order rather than on the
+  14 ``H36M_EVAL_14`` joints of a regressed 17-joint skeleton.
 * Root alignment at the pelvis (joint 0); PA fits a similarity transform on
   the counted joints; PCK at 150 mm; AUC over 0..150 mm in 5 mm steps.
 * PVE: over all vertices against the ground-truth mesh, the body model
@@ -24,7 +32,9 @@ All numbers are the mean over samples of the per-sample value (mm, %).
 from __future__ import annotations
 
 import math
+import os
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -53,16 +63,35 @@ def _mean(values: list[torch.Tensor]) -> float:
     return float(v.mean()) if v.numel() else math.nan
 
 
+def load_regressor(path: str) -> torch.Tensor:
+    """The H36M joint regressor (17, V) from a ``.npy`` file (the SMPL release's ``J_regressor_h36m.npy``)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"H36M regressor not found: {path}")
+    reg = torch.from_numpy(np.load(path)).to(torch.float64)
+    if reg.ndim != 2 or reg.shape[0] != 17:
+        raise ValueError(f"{path}: expected a (17, V) H36M regressor, got shape {tuple(reg.shape)}")
+    return reg
+
+
+def _truth17(dataset, index: torch.Tensor) -> torch.Tensor:
+    """The records' evaluation joints (B, 17, 3), NaN where a record has none."""
+    rows = [dataset.records[int(i)].joints_h36m for i in index]
+    return torch.stack([torch.full((17, 3), math.nan, dtype=torch.float64) if r is None
+                        else torch.from_numpy(r) for r in rows])
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dataset, batch_size: int = 32, device="cpu",
              max_batches: int = 0, amp_dtype: torch.dtype | None = None,
-             joints=EVAL_JOINTS) -> dict:
-    """Score ``model`` on ``dataset``: {"mpjpe", "pa_mpjpe", "pve", "pck", "auc", "samples"}.
+             joints=EVAL_JOINTS, h36m_regressor: torch.Tensor | None = None) -> dict:
+    """Score ``model`` on ``dataset``: {"mpjpe", "pa_mpjpe", "pve", "pck", "auc", "samples", "protocol"}.
 
     ``model(images (B, 3, S, S))`` must give ``joints_from_mesh`` (B, 29, 3)
     and ``vertices`` (B, V, 3); its ``smpl`` body model gives the ground-truth
-    mesh.  ``max_batches`` > 0 caps the number of batches.
+    mesh.  ``h36m_regressor`` (17, V): score by the dataset's public protocol
+    (see the module docstring).  ``max_batches`` > 0 caps the number of batches.
     """
+    protocol = getattr(dataset, "PROTOCOL", None) if h36m_regressor is not None else None
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -76,16 +105,23 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 32, device="cpu"
         images = batch["image"].to(device)                             # (B, 3, S, S)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             out = model(images)
-        pred = _field(out, "joints_from_mesh").float().cpu()           # (B, 29, 3)
-        gt = batch["joints_xyz"]                                       # (B, 29, 3)
-        mask = batch["joints_xyz_weight"][..., 0] > 0                  # (B, 29)
-        # PA on the counted joints only: the others are zeroed, and mask excludes them
-        sel = list(joints)
-        p, g, m = pred[:, sel], gt[:, sel], mask[:, sel]
-        per["mpjpe"].append(metrics.mpjpe(p, g, root=0, mask=m, reduction="none"))
-        per["pa_mpjpe"].append(metrics.pa_mpjpe(p, g, mask=m, reduction="none"))
-        per["pck"].append(metrics.pck(p, g, root=0, mask=m, reduction="none"))
-        per["auc"].append(metrics.auc(p, g, root=0, mask=m, reduction="none"))
+        if protocol is not None:
+            verts = _field(out, "vertices").to(torch.float64).cpu()    # (B, V, 3)
+            pred17 = torch.matmul(h36m_regressor, verts)               # (B, 17, 3)
+            for k, v in metrics.protocol_scores(pred17, _truth17(dataset, batch["index"]),
+                                                protocol).items():
+                per[k].append(v)
+        else:
+            pred = _field(out, "joints_from_mesh").float().cpu()       # (B, 29, 3)
+            gt = batch["joints_xyz"]                                   # (B, 29, 3)
+            mask = batch["joints_xyz_weight"][..., 0] > 0              # (B, 29)
+            # PA on the counted joints only: the others are zeroed, and mask excludes them
+            sel = list(joints)
+            p, g, m = pred[:, sel], gt[:, sel], mask[:, sel]
+            per["mpjpe"].append(metrics.mpjpe(p, g, root=0, mask=m, reduction="none"))
+            per["pa_mpjpe"].append(metrics.pa_mpjpe(p, g, mask=m, reduction="none"))
+            per["pck"].append(metrics.pck(p, g, root=0, mask=m, reduction="none"))
+            per["auc"].append(metrics.auc(p, g, root=0, mask=m, reduction="none"))
         has_mesh = batch["smpl_weight"][:, 0] > 0                      # (B,)
         if has_mesh.any():
             body_dtype = body.v_template.dtype
@@ -95,7 +131,7 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 32, device="cpu"
             per["pve"].append(metrics.pve(pred_verts, gt_verts.float(), reduction="none"))
         n += images.shape[0]
     model.train(was_training)
-    return {**{k: _mean(v) for k, v in per.items()}, "samples": n}
+    return {**{k: _mean(v) for k, v in per.items()}, "samples": n, "protocol": protocol or "labels"}
 
 
 # ----------------------------------------------------------------------------- mean-pose baseline
@@ -147,6 +183,12 @@ class MeanPoseModel(torch.nn.Module):
 
 
 # ----------------------------------------------------------------------------- report
+
+#: the columns the public release reports, per protocol
+PROTOCOL_COLUMNS = {"3dpw": ("pa_mpjpe", "mpjpe", "pve"), "h36m": ("pa_mpjpe", "mpjpe"),
+                    "3dhp": ("pck", "auc", "mpjpe", "pa_mpjpe"),
+                    "labels": ("mpjpe", "pa_mpjpe", "pve", "pck", "auc")}
+
 
 def format_table(results: dict[str, dict], keys=("mpjpe", "pa_mpjpe", "pve")) -> str:
     """Rows = models, columns = metrics (mm; PCK/AUC in %)."""

@@ -5,10 +5,13 @@
 
 Any config key (see :class:`hybrik_fast.train.config.Config`) can be set as
 ``key=value`` or ``--key value``; values use YAML syntax (``milestones=[0.5,0.8]``).
+The paper presets (``--preset resnet34-3dpw``, ``hrnet48-3dpw``) read real data
+under ``--data-root DIR``; ``--init CKPT`` starts from a checkpoint's weights.
 Under ``torchrun --nproc_per_node=N -m hybrik_fast.train ...`` the run is
 distributed (DDP; NCCL on CUDA, gloo on CPU).
 
-    hybrik-fast eval --checkpoint CKPT --data SPEC [--batch-size N] [--json PATH]
+    hybrik-fast eval --checkpoint CKPT --data SPEC [--h36m-regressor J_regressor_h36m.npy]
+                     [--batch-size N] [--json PATH]
 """
 from __future__ import annotations
 
@@ -74,7 +77,8 @@ def eval_main(argv=None) -> int:
 
     from .checkpoint import CheckpointError, load, model_state
     from .data import DataSpecError, build_dataset
-    from .evaluate import evaluate, format_table
+    from hybrik_fast._io import atomic_write
+    from .evaluate import PROTOCOL_COLUMNS, evaluate, format_table, load_regressor
     from .loop import build_body, build_model
 
     p = argparse.ArgumentParser(prog="hybrik-fast eval",
@@ -83,6 +87,9 @@ def eval_main(argv=None) -> int:
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by hybrik-fast train")
     p.add_argument("--data", required=True,
                    help="dataset spec: synthetic[:SPLIT[:N]], h36m:ROOT, 3dpw:ROOT, 3dhp:ROOT, coco:ROOT")
+    p.add_argument("--h36m-regressor", metavar="NPY",
+                   help="the SMPL release's J_regressor_h36m.npy (17 x V): score H36M, 3DPW and "
+                        "3DHP by the public protocol (default: the model's own, if it has one)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--backend", choices=config.VALID["backend"], default=None,
                    help="op implementations (default: the checkpoint's)")
@@ -100,18 +107,21 @@ def eval_main(argv=None) -> int:
         model = build_model(cfg, device, body)
         model.load_state_dict(model_state(ckpt))
         dataset = build_dataset(args.data, cfg, split="val", body=body)
-    except (config.ConfigError, DataSpecError, CheckpointError, FileNotFoundError) as e:
+        regressor = (load_regressor(args.h36m_regressor) if args.h36m_regressor else
+                     getattr(model.smpl, "J_regressor_h36m", None))
+    except (config.ConfigError, DataSpecError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"hybrik-fast eval: error: {e}", file=sys.stderr)
         return 1
     result = evaluate(model, dataset, batch_size=args.batch_size, device=device,
-                      max_batches=args.max_batches)
+                      max_batches=args.max_batches,
+                      h36m_regressor=None if regressor is None else regressor.to(torch.float64).cpu())
     result["data"] = args.data
     result["checkpoint"] = os.path.abspath(args.checkpoint)
-    print(format_table({"model": result}, keys=("mpjpe", "pa_mpjpe", "pve", "pck", "auc")))
+    print(format_table({"model": result}, keys=PROTOCOL_COLUMNS[result["protocol"]]))
+    print(f"protocol: {result['protocol']}")
     print(f"{result['samples']} samples of {args.data}")
     path = args.json or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
                                      "eval_" + "".join(c if c.isalnum() else "_" for c in args.data) + ".json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write(path, lambda f: f.write(json.dumps(result, indent=2).encode()))
     print(f"wrote {path}")
     return 0

@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 import cv2
@@ -55,12 +57,13 @@ from ..skeleton import NUM_JOINTS, NUM_TWIST
 from .common import empty_labels, normalize_image
 from .transforms import (IDENTITY, PADDING, TWIST_FLIP_ROWS, Augment, AugmentConfig,
                          apply_affine, camera_rotation, colour_jitter, crop_matrix,
-                         flip_joints, flip_rotmats, flip_twist, flip_xyz, square_box,
+                         flip_joints, flip_rotmats, flip_twist, flip_xyz, occlude, square_box,
                          warp_image)
 
 #: camera label of samples without a 3D root (the public model's init_cam)
 NEUTRAL_CAMERA = (0.9, 0.0, 0.0)
 _MISSING = object()
+_log = logging.getLogger("hybrik_fast.data")
 
 
 class AnnotationError(ValueError):
@@ -85,18 +88,35 @@ def load_json(path) -> object:
         raise ValueError(f"{path}: not valid JSON: {e}") from None
 
 
-def find_annotation(annotation, root, patterns: list[str], what: str) -> str:
-    """The explicit ``annotation`` path, or the one file under ``root`` matching ``patterns``."""
+def find_annotation(annotation, root, patterns: list[str], what: str,
+                    defaults: tuple[str, ...] = ()) -> str:
+    """The explicit ``annotation`` path, or the annotation file under ``root``.
+
+    One file matching ``patterns``: that one.  Several: the first of
+    ``defaults`` (file names, the public configurations' choice) among them,
+    with a warning naming it and the others; none of the defaults among them
+    is an error listing them.  The chosen file is logged.
+    """
     if annotation is not None:
         return os.fspath(annotation)
     if root is None:
         raise ValueError(f"{what}: give root= or annotation=")
     found = sorted({p for pat in patterns for p in glob.glob(os.path.join(root, pat))})
-    if len(found) != 1:
+    chosen = found[0] if len(found) == 1 else None
+    if len(found) > 1:
+        by_name = {os.path.basename(f): f for f in found}
+        chosen = next((by_name[d] for d in defaults if d in by_name), None)
+        if chosen is not None:
+            others = [f for f in found if f != chosen]
+            _log.warning("%s: several annotation files match under %s; using %s (the public "
+                         "configuration's default), not %s; pass annotation= to choose",
+                         what, root, chosen, ", ".join(others))
+    if chosen is None:
         raise FileNotFoundError(
             f"{what}: expected one annotation file matching {patterns} under {root}, "
             f"found {found or 'none'}; pass annotation= explicitly")
-    return found[0]
+    _log.info("%s: reading %s", what, chosen)
+    return chosen
 
 
 def get_field(record: dict, name: str, path, index, default=_MISSING):
@@ -142,10 +162,28 @@ def check_finite(arr: np.ndarray, name: str, path, index) -> np.ndarray:
 
 
 def get_bbox(record: dict, path, index, name: str = "bbox") -> np.ndarray:
-    """bbox (4,) = x, y, w, h with w, h > 0."""
-    bbox = check_finite(get_array(record, name, path, index, [(4,)]), name, path, index)
+    """The record's box (4,) = x, y, w, h as the public readers take it.
+
+    The file's x, y, w, h ends at x + max(w − 1, 0) (inclusive pixel
+    corners); where the record has ``width`` and ``height`` both corners are
+    clipped to [0, width − 1] × [0, height − 1].  The result may be empty
+    (w or h 0): :func:`require_box` or the loader's skip rule decides.
+    """
+    x, y, w, h = check_finite(get_array(record, name, path, index, [(4,)]), name, path, index)
+    x2, y2 = x + max(w - 1.0, 0.0), y + max(h - 1.0, 0.0)
+    size = (get_field(record, "width", path, index, None), get_field(record, "height", path, index, None))
+    if size[0] is not None and size[1] is not None:
+        hi = np.array(size, dtype=np.float64) - 1.0
+        x, x2 = np.clip([x, x2], 0.0, hi[0])
+        y, y2 = np.clip([y, y2], 0.0, hi[1])
+    return np.array([x, y, x2 - x, y2 - y])
+
+
+def require_box(bbox: np.ndarray, path, index, name: str = "bbox") -> np.ndarray:
+    """An error naming the record if the (clipped) box is empty."""
     if bbox[2] <= 0 or bbox[3] <= 0:
-        raise AnnotationError(path, index, name, f"width and height must be > 0, got {bbox.tolist()}")
+        raise AnnotationError(path, index, name, f"the box is empty after clipping to the image "
+                                                 f"(x, y, w, h = {bbox.tolist()})")
     return bbox
 
 
@@ -161,18 +199,37 @@ def to_metres(xyz: np.ndarray, units: str, name: str, path, index) -> np.ndarray
     return xyz
 
 
+def get_h36m_joints(record: dict, name: str, path, index, units: str, order=None):
+    """Optional evaluation joints (17, 3) in the H36M order, camera frame, metres (None if absent).
+
+    ``order`` (17,) picks and reorders the file's joints into the H36M order.
+    """
+    joints = get_array(record, name, path, index, [(17, 3)], default=None)
+    if joints is None:
+        return None
+    joints = check_finite(joints, name, path, index)
+    joints = joints if order is None else joints[list(order)]
+    if units == "auto":                        # only root-relative positions matter here
+        units = "mm" if np.abs(joints).max() > 100.0 else "m"
+    return joints / 1000.0 if units == "mm" else joints
+
+
 def project(xyz: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.ndarray:
     """Pinhole projection of camera-frame points (N, 3) -> pixels (N, 2)."""
     z = np.where(np.abs(xyz[:, 2:]) > 1e-9, xyz[:, 2:], 1e-9)
     return xyz[:, :2] / z * focal + princpt
 
 
-def join_images(db: dict, path) -> list[dict]:
+def join_images(db: dict, path, by: str = "id") -> list[dict]:
     """Records of an ``{"images": [...], "annotations": [...]}`` file, image fields merged in.
 
-    Annotations with an ``image_id`` are joined to the image with that ``id``
-    (COCO style); otherwise the two lists are parallel (HybrIK's H36M files).
-    Annotation fields win over image fields of the same name.
+    ``by="id"`` (COCO style, the public 3DPW reader): each annotation's
+    ``image_id`` names the image with that ``id``; where the image entries
+    carry no ``id`` the lists are paired by position.  ``by="position"`` (the
+    public H36M and 3DHP readers): the i-th annotation goes with the i-th
+    image.  Two images with the same id, or lists of different lengths where
+    pairing is by position, are errors naming the file.  Annotation fields
+    win over image fields of the same name.
     """
     if not isinstance(db, dict):
         raise AnnotationError(path, None, "images", "the file must hold an object with "
@@ -181,20 +238,29 @@ def join_images(db: dict, path) -> list[dict]:
         if not isinstance(db.get(key), list):
             raise AnnotationError(path, None, key, "missing or not a list")
     images, anns = db["images"], db["annotations"]
-    if anns and all(isinstance(a, dict) and "image_id" in a for a in anns):
-        by_id = {}
-        for i, img in enumerate(images):
-            by_id[get_field(img, "id", path, f"images[{i}]")] = img
+    if by == "id" and images and all(isinstance(img, dict) and "id" in img for img in images):
+        by_id: dict = {}
+        for j, img in enumerate(images):
+            if img["id"] in by_id:
+                raise AnnotationError(path, f"images[{j}]", "id",
+                                      f"id {img['id']!r} is also that of images[{by_id[img['id']][0]}]")
+            by_id[img["id"]] = (j, img)
         out = []
         for i, ann in enumerate(anns):
-            if ann["image_id"] not in by_id:
-                raise AnnotationError(path, i, "image_id", f"no image with id {ann['image_id']!r}")
-            out.append({**by_id[ann["image_id"]], **ann})
+            image_id = get_field(ann, "image_id", path, i)
+            if image_id not in by_id:
+                raise AnnotationError(path, i, "image_id", f"no image with id {image_id!r}")
+            out.append({**by_id[image_id][1], **ann})
         return out
     if len(images) != len(anns):
         raise AnnotationError(path, None, "annotations",
-                              f"{len(anns)} annotations for {len(images)} images and no image_id")
+                              f"{len(anns)} annotations for {len(images)} images, paired by position")
     return [{**img, **ann} for img, ann in zip(images, anns)]
+
+
+class SkipRecord(Exception):
+    """Raised by a loader's parser for a record the public reader leaves out; the
+    argument is the reason, counted in ``dataset.skipped_records``."""
 
 
 # ---------------------------------------------------------------- records
@@ -205,7 +271,9 @@ class Record:
 
     uv (29, 2) source pixels; xyz (29, 3) camera frame, metres (absolute),
     None for 2D-only data; pose (24, 3) axis-angle, root in the camera frame;
-    twist (23, 2) (cos, sin); focal in pixels (mean of fx, fy).
+    twist (23, 2) (cos, sin); focal in pixels (mean of fx, fy); joints_h36m
+    (17, 3) the evaluation joints in the H36M order (camera frame, metres),
+    None where the file has none.
     """
     image_path: str
     bbox: np.ndarray                                  # (4,) x, y, w, h
@@ -218,6 +286,7 @@ class Record:
     pose: np.ndarray | None = None                    # (24, 3)
     twist: np.ndarray | None = None                   # (23, 2)
     twist_weight: np.ndarray = field(default_factory=lambda: np.zeros(NUM_TWIST))
+    joints_h36m: np.ndarray | None = None             # (17, 3) camera frame, metres, H36M order
 
 
 def smpl_joints_29(joints: np.ndarray):
@@ -241,22 +310,46 @@ def twist_from_annotation(record: dict, path, index):
 # ---------------------------------------------------------------- the dataset
 
 class AnnotatedDataset(torch.utils.data.Dataset):
-    """Base of the real-data loaders: records -> sample dicts.
+    """Base of the real-data loaders: an annotation file -> records -> sample dicts.
 
     Args (shared by every loader):
+        root:       the dataset folder; the annotation file is searched under it
+                    with the class's ``PATTERNS`` and the images are read from
+                    ``root/IMAGE_DIR``.
+        split:      one of the class's ``SPLITS``.
         image_size: S, the crop side in pixels.
         train:      augment (random crop scale, rotation, flip, colour); False
-                    gives the deterministic evaluation crop.
-        augment:    :class:`AugmentConfig` ranges (default: the HybrIK ones).
-        padding:    bbox side -> crop side factor.
+                    gives the deterministic evaluation crop.  Default
+                    ``split == "train"``.
         body:       optional :class:`hybrik_fast.BodyModel`.  When given, twist
                     labels of SMPL-labelled samples are computed from the final
                     (augmented) rotations with :func:`hybrik_fast.twist_angles`
                     on ``body.rest_joints(betas)`` (consistent with this
                     package's IK); otherwise the file's ``angle_twist`` is used
                     where present, else the twist has weight 0.
+        annotation: explicit annotation file (overrides the search under root).
+        image_dir:  folder the records' image paths are relative to (default
+                    ``root/IMAGE_DIR``; without root, ``IMAGE_DIR`` beside the
+                    annotation file's folder if ``IMAGES_BESIDE_ANNOTATIONS``,
+                    else the annotation file's folder).
+        units:      unit of the file's camera-frame joints: "mm", "m" or "auto"
+                    (default ``DEFAULT_UNITS``).
+        augment:    :class:`AugmentConfig` ranges (default: the HybrIK ones).
+        padding:    bbox side -> crop side factor (default ``PADDING``: the
+                    public readers' 1.0 for Human3.6M, 1.25 for the others).
+        joint_map:  "public" (default): keypoints land on the 29 joints as
+                    the public code maps them; "extended": also the joints
+                    whose anatomy matches closely enough (see
+                    :mod:`hybrik_fast.data.joint_maps`).  Used by the loaders
+                    of keypoint sets (MPIINF3DHP, COCO2D).
         seed:       None: fresh augmentation every call; an int: the
                     augmentation of item i is a function of (seed, i).
+
+    A subclass sets the class attributes and parses one joined record in
+    ``_parse(record, path, index, image_dir, units) -> Record`` (or the whole
+    file in ``_records``).  A record that the public reader leaves out raises
+    :class:`SkipRecord` there: it is skipped, never an error, and counted by
+    reason in ``dataset.skipped_records`` (a Counter; the total is logged).
 
     ``dataset.skipped`` counts items whose image could not be read; each is
     reported by a warning naming the file and replaced by the next readable
@@ -265,30 +358,73 @@ class AnnotatedDataset(torch.utils.data.Dataset):
     workers each worker counts in its own copy.
     """
 
-    def __init__(self, records: list[Record], *, image_size: int = 256, train: bool = True,
-                 augment: AugmentConfig | None = None, padding: float = PADDING,
-                 body=None, seed: int | None = None):
+    #: the splits of the format
+    SPLITS: tuple[str, ...] = ("train", "test")
+    #: annotation file patterns under root, ``{split}`` substituted
+    PATTERNS: tuple[str, ...] = ()
+    #: image folder under root, ``{split}`` substituted
+    IMAGE_DIR: str = "images"
+    #: without root: images in IMAGE_DIR beside the annotation file's folder (else in that folder)
+    IMAGES_BESIDE_ANNOTATIONS: bool = False
+    DEFAULT_UNITS: str = "mm"
+    #: the file of each split the public configurations name, when several match PATTERNS
+    DEFAULT_FILES: dict[str, tuple[str, ...]] = {}
+    #: how annotations find their image: "id" or "position" (see :func:`join_images`)
+    JOIN: str = "position"
+    #: bbox side -> crop side
+    PADDING: float = PADDING
+    #: the evaluation protocol of :func:`hybrik_fast.metrics.protocol_scores` (None: none)
+    PROTOCOL: str | None = None
+
+    def __init__(self, root=None, split: str = "train", image_size: int = 256,
+                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
+                 units: str | None = None, augment: AugmentConfig | None = None,
+                 padding: float | None = None, joint_map: str = "public", seed: int | None = None):
+        name = type(self).__name__
+        if split not in self.SPLITS:
+            raise ValueError(f"{name}: split must be one of {self.SPLITS}, got {split!r}")
         if image_size <= 0:
             raise ValueError(f"image_size must be > 0, got {image_size}")
-        self.records = records
+        if joint_map not in ("public", "extended"):
+            raise ValueError(f"joint_map must be 'public' or 'extended', got {joint_map!r}")
+        path = find_annotation(annotation, root, [p.format(split=split) for p in self.PATTERNS], name,
+                               self.DEFAULT_FILES.get(split, ()))
+        if image_dir is None:
+            image_dir = self._default_image_dir(root, split, path)
+        self.annotation, self.split, self.joint_map = path, split, joint_map
+        self.skipped_records: Counter = Counter()
+        self.records = self._records(load_json(path), path, os.fspath(image_dir),
+                                     self.DEFAULT_UNITS if units is None else units)
+        if self.skipped_records:
+            _log.info("%s: %s: skipped %d records (%s)", name, path, sum(self.skipped_records.values()),
+                      ", ".join(f"{k}: {v}" for k, v in self.skipped_records.items()))
         self.image_size = int(image_size)
-        self.train = bool(train)
+        self.train = split == "train" if train is None else bool(train)
         self.augment = augment if augment is not None else AugmentConfig()
-        self.padding = float(padding)
+        self.padding = float(self.PADDING if padding is None else padding)
         self.body = body
         self.seed = seed
         self.skipped = 0
 
-    def _init_from_records(self, path, split: str, image_dir, units: str, *, image_size: int,
-                           train: bool | None, body, **kwargs) -> None:
-        """Parse every record of the annotation file ``path`` with the subclass's
-        ``_parse(record, path, i, image_dir, units)`` and initialise;
-        ``train`` defaults to ``split == "train"``."""
-        self.annotation, self.split = path, split
-        records = [self._parse(r, path, i, image_dir, units)
-                   for i, r in enumerate(join_images(load_json(path), path))]
-        AnnotatedDataset.__init__(self, records, image_size=image_size,
-                                  train=split == "train" if train is None else train, body=body, **kwargs)
+    def _default_image_dir(self, root, split: str, path: str) -> str:
+        folder = self.IMAGE_DIR.format(split=split)
+        if root is not None:
+            return os.path.join(root, folder)
+        here = os.path.dirname(os.path.abspath(path))
+        return os.path.join(os.path.dirname(here), folder) if self.IMAGES_BESIDE_ANNOTATIONS else here
+
+    def _records(self, db, path: str, image_dir: str, units: str) -> list[Record]:
+        """The records of the parsed file ``db``, each parsed by ``_parse``, skips counted."""
+        out = []
+        for i, r in enumerate(join_images(db, path, self.JOIN)):
+            try:
+                out.append(self._parse(r, path, i, image_dir, units))
+            except SkipRecord as skip:
+                self.skipped_records[str(skip)] += 1
+        return out
+
+    def _parse(self, record: dict, path: str, index: int, image_dir: str, units: str) -> Record:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.records)
@@ -334,6 +470,7 @@ class AnnotatedDataset(torch.utils.data.Dataset):
         """Crop, augment and label one record; see the module docstring for the labels."""
         S = self.image_size
         center, side = square_box(rec.bbox, self.padding)
+        image = occlude(image, center, side, aug)
         side *= aug.scale
         A = crop_matrix(center, side, S, aug.rotation, aug.flip)     # (2, 3)
         crop = colour_jitter(warp_image(image, A, S), aug.colour)

@@ -3,13 +3,15 @@
 Standard COCO format: ``images`` (``id``, ``file_name``) and ``annotations``
 (``image_id``, ``bbox`` x, y, w, h, ``keypoints`` 17×3 as x, y, visibility
 with 0 = not labelled, 1 = labelled but occluded, 2 = visible, optional
-``iscrowd`` and ``num_keypoints``).  Crowd annotations and persons without a
-labelled keypoint that maps into the 29 joints are skipped (after validation).
+``iscrowd``, ``num_keypoints`` and ``area``).  As the public reader, these
+persons are skipped and counted (``skipped_records``), never an error: crowd
+annotations, a box empty after clipping to the image (it ends at x + w − 1)
+or of zero ``area``, and persons with no labelled keypoint.
 
 Labels: the labelled keypoints (visibility > 0) that have a counterpart in the
-29-joint order (:data:`~hybrik_fast.data.joint_maps.COCO_17_TO_29`: shoulders,
-elbows, wrists, hips, knees, ankles) get uv weight 1; d, xyz, SMPL and twist
-weights are 0; the camera is the neutral one.
+29-joint order (:mod:`hybrik_fast.data.joint_maps`; the public map: shoulders,
+elbows, wrists, knees, ankles; ``joint_map="extended"`` adds the hips) get uv
+weight 1; d, xyz, SMPL and twist weights are 0; the camera is the neutral one.
 """
 from __future__ import annotations
 
@@ -17,9 +19,9 @@ import os
 
 import numpy as np
 
-from .annotations import (AnnotatedDataset, AnnotationError, Record, check_finite,
-                          find_annotation, get_array, get_bbox, get_field, load_json)
-from .joint_maps import COCO_17_TO_29, to_29
+from .annotations import (AnnotatedDataset, AnnotationError, Record, SkipRecord, check_finite,
+                          get_array, get_bbox, get_field)
+from .joint_maps import COCO_17_NAMES, table, to_29
 
 
 class COCO2D(AnnotatedDataset):
@@ -34,50 +36,30 @@ class COCO2D(AnnotatedDataset):
                     ``root/{split}2017``, or the annotation file's folder).
         image_size, train, augment, padding, body, seed: see
                     :class:`~hybrik_fast.data.annotations.AnnotatedDataset`;
-                    ``train`` defaults to ``split == "train"``.
+                    ``train`` defaults to ``split == "train"``; ``units`` is
+                    not used (2D only).
 
-    ``num_skipped_persons`` counts the crowd / unlabelled persons left out.
+    ``skipped_records`` counts the persons the public reader leaves out, by reason.
     """
 
-    def __init__(self, root=None, split: str = "train", image_size: int = 256,
-                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
-                 **kwargs):
-        if split not in ("train", "val"):
-            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        path = find_annotation(annotation, root,
-                               [f"annotations/person_keypoints_{split}2017.json"], "COCO2D")
-        if image_dir is None:
-            image_dir = (os.path.join(root, f"{split}2017") if root is not None
-                         else os.path.dirname(os.path.abspath(path)))
-        self.annotation, self.split = path, split
-        records = self._parse(load_json(path), path, image_dir)
-        super().__init__(records, image_size=image_size,
-                         train=split == "train" if train is None else train, body=body, **kwargs)
+    SPLITS = ("train", "val")
+    PATTERNS = ("annotations/person_keypoints_{split}2017.json",)
+    IMAGE_DIR = "{split}2017"
 
-    def _parse(self, db, path, image_dir) -> list[Record]:
-        if not isinstance(db, dict):
-            raise AnnotationError(path, None, "images", "the file must hold a COCO object")
-        for key in ("images", "annotations"):
-            if not isinstance(db.get(key), list):
-                raise AnnotationError(path, None, key, "missing or not a list")
-        files = {}
-        for j, img in enumerate(db["images"]):
-            files[get_field(img, "id", path, f"images[{j}]")] = \
-                get_field(img, "file_name", path, f"images[{j}]")
-        records, self.num_skipped_persons = [], 0
-        for i, ann in enumerate(db["annotations"]):
-            image_id = get_field(ann, "image_id", path, i)
-            if image_id not in files:
-                raise AnnotationError(path, i, "image_id", f"no image with id {image_id!r}")
-            bbox = get_bbox(ann, path, i)
-            kp = check_finite(get_array(ann, "keypoints", path, i, [(17, 3)]), "keypoints", path, i)
-            if np.any((kp[:, 2] < 0) | (kp[:, 2] > 2)):
-                raise AnnotationError(path, i, "keypoints", "visibility must be 0, 1 or 2")
-            uv, present = to_29(kp, COCO_17_TO_29)                 # (29, 3): x, y, visibility
-            weight = (present & (uv[:, 2] > 0)).astype(np.float64)
-            if get_field(ann, "iscrowd", path, i, default=0) or not weight.any():
-                self.num_skipped_persons += 1
-                continue
-            records.append(Record(image_path=os.path.join(image_dir, files[image_id]), bbox=bbox,
-                                  uv=uv[:, :2], uv_weight=weight))
-        return records
+    JOIN = "id"
+
+    def _parse(self, ann: dict, path, i: int, image_dir, units: str) -> Record:
+        if get_field(ann, "iscrowd", path, i, default=0):
+            raise SkipRecord("crowd")
+        kp = check_finite(get_array(ann, "keypoints", path, i, [(17, 3)]), "keypoints", path, i)
+        if np.any((kp[:, 2] < 0) | (kp[:, 2] > 2)):
+            raise AnnotationError(path, i, "keypoints", "visibility must be 0, 1 or 2")
+        bbox = get_bbox(ann, path, i)
+        if bbox[2] <= 0 or bbox[3] <= 0 or get_field(ann, "area", path, i, default=1.0) <= 0:
+            raise SkipRecord("empty box")
+        if get_field(ann, "num_keypoints", path, i, default=1) == 0 or not np.any(kp[:, 2] > 0):
+            raise SkipRecord("no labelled keypoint")
+        uv, present = to_29(kp, table(COCO_17_NAMES, self.joint_map))   # (29, 3): x, y, visibility
+        weight = (present & (uv[:, 2] > 0)).astype(np.float64)
+        return Record(image_path=os.path.join(image_dir, get_field(ann, "file_name", path, i)),
+                      bbox=bbox, uv=uv[:, :2], uv_weight=weight)

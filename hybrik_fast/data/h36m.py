@@ -1,11 +1,14 @@
 """Human3.6M in HybrIK's annotation format (``*_protocol_2.json``).
 
-File: an object with parallel lists ``images`` and ``annotations`` (or
-annotations joined by ``image_id``); the fields of the i-th pair are merged.
-Per record:
+File: an object with parallel lists ``images`` and ``annotations``, paired
+by position as the public reader pairs them; the fields of the i-th pair are
+merged.  Per record:
 
     file_name          image path relative to ``image_dir`` (default root/images)
-    bbox               x, y, w, h, pixels
+    bbox               x, y, w, h, pixels (ends at x + w − 1, clipped to
+                       ``width`` × ``height`` where given)
+    h36m_joints        optional 17×3 H36M joints, camera frame (the
+                       evaluation ground truth)
     cam_param{f, c}    focal lengths and principal point (2 each), pixels
     smpl_joints        29×3 or 24×3, camera frame, millimetres (units=)
     betas              10
@@ -16,8 +19,13 @@ Labels: uv from projecting ``smpl_joints`` with the record's camera, d and xyz
 from its camera-frame depths (root-relative), SMPL weight 1, twist from
 ``angle_twist`` (or from the body model, see
 :class:`~hybrik_fast.data.annotations.AnnotatedDataset`).  With only 24 joints
-the five leaves get weight 0.  ``h36m_joints``, ``root_coord``, ``width`` and
-``height`` are not needed for training and are not read.
+the five leaves get weight 0.  ``root_coord`` is not read.
+
+As the public reader: the crop is the box itself (padding 1.0, where the
+other loaders pad by 1.25); the block-listed test sequences (:data:`BLOCK_LIST`)
+are skipped and counted; with several ``*{split}*protocol_2.json`` files the
+public configuration's (``Sample_trainmin_train_…``, ``Sample_20_test_…``)
+is read.
 """
 from __future__ import annotations
 
@@ -26,12 +34,14 @@ import os
 import numpy as np
 
 from ..skeleton import NUM_BETAS, NUM_SMPL_JOINTS
-from .annotations import (AnnotatedDataset, Record, check_finite, find_annotation, get_array,
-                          get_bbox, get_field, project, smpl_joints_29,
+from .annotations import (AnnotatedDataset, Record, SkipRecord, check_finite, get_array,
+                          get_bbox, get_field, get_h36m_joints, project, require_box, smpl_joints_29,
                           to_metres, twist_from_annotation)
 
 #: subjects of each split (facts note: protocol 2)
 SUBJECTS = {"train": (1, 5, 6, 7, 8), "test": (9, 11)}
+#: test sequences the public reader leaves out (matched in ``file_name``)
+BLOCK_LIST = ("s_09_act_05_subact_02_ca", "s_09_act_10_subact_02_ca", "s_09_act_13_subact_01_ca")
 
 
 class Human36M(AnnotatedDataset):
@@ -50,24 +60,23 @@ class Human36M(AnnotatedDataset):
                     ``train`` defaults to ``split == "train"``.
     """
 
-    def __init__(self, root=None, split: str = "train", image_size: int = 256,
-                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
-                 units: str = "mm", **kwargs):
-        if split not in SUBJECTS:
-            raise ValueError(f"split must be one of {tuple(SUBJECTS)}, got {split!r}")
-        path = find_annotation(annotation, root, [f"annotations/*{split}*protocol_2.json"],
-                               "Human36M")
-        if image_dir is None:
-            image_dir = os.path.join(root if root is not None
-                                     else os.path.dirname(os.path.dirname(os.path.abspath(path))),
-                                     "images")
-        self._init_from_records(path, split, image_dir, units, image_size=image_size, train=train,
-                                body=body, **kwargs)
+    PROTOCOL = "h36m"
+    SPLITS = tuple(SUBJECTS)
+    PATTERNS = ("annotations/*{split}*protocol_2.json",)
+    DEFAULT_FILES = {"train": ("Sample_trainmin_train_Human36M_smpl_leaf_twist_protocol_2.json",),
+                     "test": ("Sample_20_test_Human36M_smpl_protocol_2.json",)}
+    IMAGE_DIR = "images"
+    IMAGES_BESIDE_ANNOTATIONS = True
+    DEFAULT_UNITS = "mm"
+    JOIN = "position"
+    PADDING = 1.0
 
-    @staticmethod
-    def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:
+    def _parse(self, r: dict, path, i: int, image_dir, units: str) -> Record:
         file_name = get_field(r, "file_name", path, i)
-        bbox = get_bbox(r, path, i)
+        blocked = next((b for b in BLOCK_LIST if b in str(file_name)), None)
+        if blocked is not None:
+            raise SkipRecord(f"block-listed sequence {blocked}")
+        bbox = require_box(get_bbox(r, path, i), path, i)
         f = check_finite(get_array(r, "cam_param.f", path, i, [(2,)]), "cam_param.f", path, i)
         c = check_finite(get_array(r, "cam_param.c", path, i, [(2,)]), "cam_param.c", path, i)
         joints = get_array(r, "smpl_joints", path, i, [(29, 3), (24, 3)])
@@ -85,7 +94,8 @@ class Human36M(AnnotatedDataset):
                      uv_weight=present.astype(np.float64), xyz=xyz,
                      xyz_weight=present.astype(np.float64), focal=float(np.mean(f)),
                      betas=check_finite(betas, "betas", path, i),
-                     pose=check_finite(thetas, "thetas", path, i), twist=twist)
+                     pose=check_finite(thetas, "thetas", path, i), twist=twist,
+                     joints_h36m=get_h36m_joints(r, "h36m_joints", path, i, units))
         if weight is not None:
             rec.twist_weight = weight
         return rec

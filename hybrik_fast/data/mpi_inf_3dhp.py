@@ -1,7 +1,7 @@
 """MPI-INF-3DHP in HybrIK's annotation format (``annotation_mpi_inf_3dhp_{split}*.json``).
 
-File: ``images`` and ``annotations``, joined by ``image_id`` or parallel.
-Per record:
+File: ``images`` and ``annotations``, paired by position as the public
+reader pairs them.  Per record:
 
     file_name                  image path relative to ``image_dir``
     bbox                       x, y, w, h, pixels
@@ -12,9 +12,14 @@ Per record:
     activity_id                optional, not used
 
 Labels: the keypoints are mapped into the 29-joint order where a counterpart
-exists (:mod:`hybrik_fast.data.joint_maps`; others weight 0); uv from
+exists (:mod:`hybrik_fast.data.joint_maps`, ``joint_map=``: the public map by
+default; others weight 0); uv from
 projecting them with K, xyz and d root-relative at the pelvis.  No SMPL:
-smpl_weight 0 and twist weight 0.
+smpl_weight 0 and twist weight 0.  A test record's 17 keypoints, reordered
+into the H36M order, are its evaluation joints (``Record.joints_h36m``).
+Where several files match, ``…_train_v2.json`` / ``…_test.json`` is read
+(the public ResNet-34 configuration's; the HRNet one names ``train_v3``: pass
+``annotation=``).
 """
 from __future__ import annotations
 
@@ -23,12 +28,9 @@ import os
 import numpy as np
 
 from .annotations import (AnnotatedDataset, AnnotationError, Record, check_finite,
-                          find_annotation, get_array, get_bbox, get_field,
-                          project, to_metres)
-from .joint_maps import HP3D_17_TO_29, HP3D_28_TO_29, to_29
-
-SPLITS = ("train", "test")
-_TABLES = {28: HP3D_28_TO_29, 17: HP3D_17_TO_29}
+                          get_array, get_bbox, get_field, get_h36m_joints,
+                          project, require_box, to_metres)
+from .joint_maps import H36M_EVAL_FROM_HP3D_17, HP3D_17_NAMES, HP3D_28_NAMES, table, to_29
 
 
 def _intrinsics(r: dict, path, i: int):
@@ -60,31 +62,31 @@ class MPIINF3DHP(AnnotatedDataset):
                     ``train`` defaults to ``split == "train"``.
     """
 
-    def __init__(self, root=None, split: str = "train", image_size: int = 256,
-                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
-                 units: str = "mm", **kwargs):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        path = find_annotation(annotation, root, [f"annotation_mpi_inf_3dhp_{split}*.json",
-                                                  f"annotations/annotation_mpi_inf_3dhp_{split}*.json"],
-                               "MPIINF3DHP")
-        if image_dir is None:
-            image_dir = (os.path.join(root, f"mpi_inf_3dhp_{split}_set") if root is not None
-                         else os.path.dirname(os.path.abspath(path)))
-        self._init_from_records(path, split, image_dir, units, image_size=image_size, train=train,
-                                body=body, **kwargs)
+    PROTOCOL = "3dhp"
+    SPLITS = ("train", "test")
+    PATTERNS = ("annotation_mpi_inf_3dhp_{split}*.json",
+                "annotations/annotation_mpi_inf_3dhp_{split}*.json")
+    IMAGE_DIR = "mpi_inf_3dhp_{split}_set"
+    DEFAULT_UNITS = "mm"
+    DEFAULT_FILES = {"train": ("annotation_mpi_inf_3dhp_train_v2.json",),
+                     "test": ("annotation_mpi_inf_3dhp_test.json",)}
+    JOIN = "position"
 
-    @staticmethod
-    def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:
+    def _parse(self, r: dict, path, i: int, image_dir, units: str) -> Record:
         file_name = get_field(r, "file_name", path, i)
-        bbox = get_bbox(r, path, i)
+        bbox = require_box(get_bbox(r, path, i), path, i)
         focal, princpt = _intrinsics(r, path, i)
         kp = check_finite(get_array(r, "keypoints_cam", path, i, [(28, 3), (17, 3)]),
                           "keypoints_cam", path, i)
-        xyz, present = to_29(kp, _TABLES[len(kp)])
+        names = HP3D_28_NAMES if len(kp) == 28 else HP3D_17_NAMES
+        xyz, present = to_29(kp, table(names, self.joint_map))
         xyz = to_metres(xyz, units, "keypoints_cam", path, i)       # joint 0 is the pelvis
+        h36m = None                                                 # the test set's: H36M order
+        if len(kp) == 17:
+            h36m = get_h36m_joints(r, "keypoints_cam", path, i, units, H36M_EVAL_FROM_HP3D_17)
         uv = np.zeros((len(xyz), 2))
         uv[present] = project(xyz[present], focal, princpt)
         w = present.astype(np.float64)
         return Record(image_path=os.path.join(image_dir, file_name), bbox=bbox, uv=uv,
-                      uv_weight=w, xyz=xyz, xyz_weight=w.copy(), focal=float(np.mean(focal)))
+                      uv_weight=w, xyz=xyz, xyz_weight=w.copy(), focal=float(np.mean(focal)),
+                      joints_h36m=h36m)

@@ -15,6 +15,13 @@ derivatives of the loader disagree (some scale by 1000 "m -> mm", some not),
 so ``units="auto"`` (default) reads them as millimetres when the root depth
 exceeds 100 and as metres otherwise; pass "m" or "mm" to force.
 
+As the public reader: annotations find their image by ``image_id``; a box
+(ending at x + w − 1, clipped to the image's ``width`` × ``height``) under
+5 px wide or high skips the record (counted in ``skipped_records``);
+``3DPW_{split}_new.json`` is read where several files match.
+``h36m_joints`` (17×3, optional, same units as ``smpl_joint_cam``) is the
+evaluation ground truth.
+
 Labels: uv from ``smpl_joint_img``, xyz and d from ``smpl_joint_cam``; joints
 24..28 have weight 0 unless 29 joints are given; SMPL weight 1; twist from an
 optional ``angle_twist`` or the body model, else weight 0.  Images are read
@@ -27,11 +34,12 @@ import os
 import numpy as np
 
 from ..skeleton import NUM_BETAS, NUM_SMPL_JOINTS
-from .annotations import (AnnotatedDataset, AnnotationError, Record, check_finite,
-                          find_annotation, get_array, get_bbox, get_field,
+from .annotations import (AnnotatedDataset, AnnotationError, Record, SkipRecord, check_finite,
+                          get_array, get_bbox, get_field, get_h36m_joints,
                           smpl_joints_29, to_metres, twist_from_annotation)
 
-SPLITS = ("train", "validation", "test")
+#: the public reader skips boxes narrower or lower than this after clipping, pixels
+MIN_BOX = 5.0
 
 
 class PW3D(AnnotatedDataset):
@@ -50,25 +58,21 @@ class PW3D(AnnotatedDataset):
                     ``train`` defaults to ``split == "train"``.
     """
 
-    def __init__(self, root=None, split: str = "train", image_size: int = 256,
-                 train: bool | None = None, body=None, *, annotation=None, image_dir=None,
-                 units: str = "auto", **kwargs):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        path = find_annotation(annotation, root, [f"json/3DPW_{split}*.json",
-                                                  f"annotations/3DPW_{split}*.json"], "PW3D")
-        if image_dir is None:
-            image_dir = os.path.join(root if root is not None
-                                     else os.path.dirname(os.path.dirname(os.path.abspath(path))),
-                                     "imageFiles")
-        self._init_from_records(path, split, image_dir, units, image_size=image_size, train=train,
-                                body=body, **kwargs)
+    PROTOCOL = "3dpw"
+    SPLITS = ("train", "validation", "test")
+    PATTERNS = ("json/3DPW_{split}*.json", "annotations/3DPW_{split}*.json")
+    IMAGE_DIR = "imageFiles"
+    IMAGES_BESIDE_ANNOTATIONS = True
+    DEFAULT_UNITS = "auto"
+    DEFAULT_FILES = {"train": ("3DPW_train_new.json",), "test": ("3DPW_test_new.json",)}
+    JOIN = "id"
 
-    @staticmethod
-    def _parse(r: dict, path, i: int, image_dir, units: str) -> Record:
+    def _parse(self, r: dict, path, i: int, image_dir, units: str) -> Record:
         sequence = get_field(r, "sequence", path, i)
         file_name = get_field(r, "file_name", path, i)
         bbox = get_bbox(r, path, i)
+        if bbox[2] < MIN_BOX or bbox[3] < MIN_BOX:
+            raise SkipRecord(f"box under {MIN_BOX:g} px after clipping")
         focal = check_finite(get_array(r, "cam_param.focal", path, i, [(2,), (1,)]),
                              "cam_param.focal", path, i)
         check_finite(get_array(r, "cam_param.princpt", path, i, [(2,)]), "cam_param.princpt", path, i)
@@ -92,7 +96,8 @@ class PW3D(AnnotatedDataset):
         rec = Record(image_path=os.path.join(image_dir, str(sequence), file_name), bbox=bbox,
                      uv=uv, uv_weight=uv_present.astype(np.float64), xyz=xyz,
                      xyz_weight=present.astype(np.float64), focal=float(np.mean(focal)),
-                     betas=betas, pose=pose, twist=twist)
+                     betas=betas, pose=pose, twist=twist,
+                     joints_h36m=get_h36m_joints(r, "h36m_joints", path, i, units))
         if weight is not None:
             rec.twist_weight = weight
         return rec

@@ -11,10 +11,12 @@ The crop.  The bbox (x, y, w, h) becomes a square of side
 ``max(w, h) · padding · scale`` about the bbox centre; the crop maps that
 centre to the crop point (S/2, S/2), i.e. u = v = 0.
 
-Augmentation (train mode; :class:`AugmentConfig`):
+Augmentation (train mode; :class:`AugmentConfig`, defaults below; the paper
+presets use the public recipe: normal draws, factors 0.3 and 30°, occlusion):
     scale     the crop side times a factor uniform in [1 − 0.25, 1 + 0.25]
     rotation  with probability 0.6, uniform in [−30°, 30°]: the image content
               turns counter-clockwise (as displayed) about the crop centre
+    occlusion off by default: a noise rectangle in the box
     flip      with probability 0.5, a horizontal mirror of the crop
               (x_crop → S − x_crop, i.e. u → −u), left/right labels swapped
     colour    each RGB channel times a factor uniform in [0.8, 1.2]
@@ -67,28 +69,86 @@ class Augment:
     rotation: float = 0.0                       # degrees, content turns counter-clockwise
     flip: bool = False                          # horizontal mirror + left/right swap
     colour: tuple[float, float, float] = (1.0, 1.0, 1.0)   # RGB channel gains
+    #: occluding rectangle (x, y, w, h) as fractions of the padded box, and its noise seed; None: none
+    occluder: tuple[float, float, float, float] | None = None
+    occluder_seed: int = 0
 
 
 IDENTITY = Augment()
 
+SAMPLINGS = ("uniform", "normal")
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Ranges of the training augmentation (defaults from the public HybrIK setup)."""
+    """Ranges of the training augmentation.
+
+    sampling "uniform" (the default): scale uniform in [1 − f, 1 + f],
+    rotation uniform in [−r, r].  "normal" (the public HybrIK recipe): scale
+    1 + f·N(0, 1) clipped to [1 − f, 1 + f], rotation r·N(0, 1) clipped to
+    [−2r, 2r].  Either way the rotation applies with ``rotation_prob``.
+
+    occlusion (the public recipe): a rectangle of the padded box filled with
+    uniform noise, of area uniform in ``occlusion_area`` (fractions of the
+    box) and height/width ratio uniform in ``occlusion_ratio``, placed
+    uniformly inside the box.  The public code redraws until the rectangle
+    lies inside the image; here it is drawn once and left out if it does not.
+    """
     scale_factor: float = 0.25
     rotation_factor: float = 30.0
     rotation_prob: float = 0.6
     flip_prob: float = 0.5
     colour_factor: float = 0.2
+    sampling: str = "uniform"
+    occlusion: bool = False
+    occlusion_area: tuple[float, float] = (0.0, 0.3)
+    occlusion_ratio: tuple[float, float] = (0.5, 2.0)
+
+    def __post_init__(self):
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
 
     def sample(self, rng: np.random.Generator) -> Augment:
         """Draw one :class:`Augment` (always the same number of draws from ``rng``)."""
         scale, rot_u, rot_p, flip_p = rng.random(4)
         colour = 1.0 + self.colour_factor * (2.0 * rng.random(3) - 1.0)
-        rotation = self.rotation_factor * (2.0 * rot_u - 1.0) if rot_p < self.rotation_prob else 0.0
-        return Augment(scale=float(1.0 + self.scale_factor * (2.0 * scale - 1.0)),
-                       rotation=float(rotation), flip=bool(flip_p < self.flip_prob),
-                       colour=tuple(float(c) for c in colour))
+        normal = rng.standard_normal(2)
+        occ = rng.random(5)
+        sf, rf = self.scale_factor, self.rotation_factor
+        if self.sampling == "normal":
+            scale = float(np.clip(1.0 + sf * normal[0], 1.0 - sf, 1.0 + sf))
+            rotation = float(np.clip(rf * normal[1], -2.0 * rf, 2.0 * rf))
+        else:
+            scale = float(1.0 + sf * (2.0 * scale - 1.0))
+            rotation = float(rf * (2.0 * rot_u - 1.0))
+        occluder = None
+        if self.occlusion:
+            lo, hi = self.occlusion_area
+            area = lo + (hi - lo) * occ[0]
+            lo, hi = self.occlusion_ratio
+            ratio = lo + (hi - lo) * occ[1]                        # height / width
+            h, w = math.sqrt(area * ratio), math.sqrt(area / ratio)
+            occluder = (occ[2] * (1.0 - w), occ[3] * (1.0 - h), w, h)
+        return Augment(scale=scale, rotation=rotation if rot_p < self.rotation_prob else 0.0,
+                       flip=bool(flip_p < self.flip_prob), colour=tuple(float(c) for c in colour),
+                       occluder=occluder, occluder_seed=int(occ[4] * 2**31))
+
+
+def occlude(image: np.ndarray, center: np.ndarray, side: float, aug: Augment) -> np.ndarray:
+    """uint8 image (H, W, 3) with ``aug.occluder`` (fractions of the square box
+    ``center`` ± side/2) filled with uniform noise; unchanged if it has none or
+    it does not lie inside the image."""
+    if aug.occluder is None:
+        return image
+    fx, fy, fw, fh = aug.occluder
+    x0, y0 = center[0] - side / 2 + fx * side, center[1] - side / 2 + fy * side
+    w, h = int(fw * side), int(fh * side)
+    if x0 < 0 or y0 < 0 or x0 + w >= image.shape[1] or y0 + h >= image.shape[0] or w < 1 or h < 1:
+        return image
+    out = image.copy()
+    noise = np.random.default_rng(aug.occluder_seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out[int(y0):int(y0) + h, int(x0):int(x0) + w] = noise
+    return out
 
 
 def square_box(bbox: np.ndarray, padding: float = PADDING) -> tuple[np.ndarray, float]:
