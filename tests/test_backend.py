@@ -10,7 +10,7 @@ import hybrik_fast
 from hybrik_fast import _backend, _ext, reference
 from hybrik_fast.models import build_model
 from hybrik_fast.train.config import ConfigError, make_config
-from tests_support import random_pose
+from hybrik_fast.benchmark import ik_sample
 
 CPU = torch.device("cpu")
 needs_ext = pytest.mark.skipif(_ext.C is None, reason="the C++ extension is not built")
@@ -24,8 +24,8 @@ def fresh(monkeypatch):
 
 
 def pose(B=2):
-    rot, T = random_pose(B, seed=1)
-    return rot, T
+    sample = ik_sample(B, seed=1)
+    return sample.rotmats, sample.rest
 
 
 def recorded(fn, times=2):
