@@ -5,9 +5,12 @@ import pytest
 import torch
 
 from hybrik_fast import metrics as M
-from hybrik_fast.data.joint_maps import H36M_17_NAMES
 
 DT = torch.float64
+
+# the 17 H36M joints in the public order (hybrik/datasets/h36m_smpl.py, joints_name_17), written by hand
+H36M_17_NAMES = ("pelvis", "l_hip", "l_knee", "l_ankle", "r_hip", "r_knee", "r_ankle", "torso", "neck",
+                 "nose", "head", "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist")
 
 
 def _rand_pose(B=2, J=17, seed=0):
