@@ -355,7 +355,7 @@ def test_cpp_entry_checks_shapes_and_dtypes():
         ops.soft_argmax3d_fwd(torch.zeros(2, 3, 0, 4, 5))
     with pytest.raises(TypeError, match=r"x must be a floating tensor .*got Int"):
         ops.soft_argmax3d_fwd(torch.zeros(2, 3, 4, 4, 5, dtype=torch.int32))
-    x = make_heatmaps(2, 3, 4, 5, 6)
+    x = heatmaps(2, 3, 4, 5, 6)
     coords, lse, _ = ops.soft_argmax3d_fwd(x)
     with pytest.raises(ValueError, match=r"grad_coords must have shape \(B, K, 3\) = \[2, 3, 3\], got \[2, 3\]"):
         ops.soft_argmax3d_bwd(torch.zeros(2, 3), x, coords, lse)
