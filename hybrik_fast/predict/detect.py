@@ -44,9 +44,16 @@ class HOGDetector:
     The image is scaled so that its longer side is ``max_side`` pixels (HOG's
     cost grows with the area; people smaller than ~128 px tall are missed
     anyway).  ``min_score`` is the SVM margin a detection must reach.
+    OpenCV 5 moved HOG out of its main package: there, RuntimeError saying
+    what to do instead.
     """
 
     def __init__(self, max_side: int = 640, min_score: float = 0.5):
+        if not hasattr(cv2, "HOGDescriptor"):
+            raise RuntimeError(
+                f"the HOG people detector is not in this OpenCV ({cv2.__version__}; OpenCV 5 moved it "
+                f"out of the main package): install 'opencv-python-headless<5', or use "
+                f"--detector none, --detector onnx:PATH or --boxes")
         self.max_side, self.min_score = max_side, min_score
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())

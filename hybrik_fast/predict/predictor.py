@@ -32,9 +32,11 @@ Outputs per image (P people), float32 numpy:
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections import Counter
 
+import cv2
 import numpy as np
 import torch
 
@@ -44,6 +46,7 @@ from ..data.transforms import FLIP_PERM_29, TWIST_FLIP_ROWS, crop_matrix, square
 from ..ik import hybrik_ik
 from ..poses import matrix_to_axis_angle
 from .detect import check_boxes, make_detector
+from .track import IoUTracker, TrackSmoother
 
 #: output keys of one image, in the order they are saved
 KEYS = ("boxes", "global_orient", "body_pose", "rotmats", "betas", "transl", "focal_length",
@@ -139,6 +142,7 @@ class Predictor:
         self.detector = make_detector(detector)
         self.focal_length = focal_length
         self.seconds: Counter = Counter()
+        self.fps: float | None = None                               # of the last video opened
 
     @contextlib.contextmanager
     def timer(self, stage: str):
@@ -155,6 +159,48 @@ class Predictor:
         (clipped to the image; boxes without area dropped with a warning).
         """
         return self.predict_batch([image], [boxes])[0]
+
+    def predict_video(self, path, smooth: bool = True, with_images: bool = False):
+        """Yield one result per frame of the video at ``path``, with ``frame`` () and ``track_id`` (P,).
+
+        Frames are read ``batch_size`` at a time and their crops share network
+        batches.  Identities come from :class:`IoUTracker`; with ``smooth``
+        each track's rotations, root position and betas go through
+        :class:`TrackSmoother` before the body model.  With ``with_images``
+        it yields (frame (H, W, 3) uint8 BGR, result).  PredictError naming
+        the file if OpenCV cannot open it.
+        """
+        cap = cv2.VideoCapture(os.fspath(path))
+        if not cap.isOpened():
+            raise PredictError(f"cannot open the video {os.fspath(path)!r} (missing, or a format OpenCV "
+                               f"cannot read)")
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        tracker, smoother = IoUTracker(), TrackSmoother(self.fps) if smooth else None
+        frame = 0
+        try:
+            while True:
+                images = []
+                with self.timer("decode"):
+                    while len(images) < self.batch_size:
+                        ok, image = cap.read()
+                        if not ok:
+                            break
+                        images.append(image)
+                if not images:
+                    return
+                params, meta = self.parameters(images)
+                ids = [tracker.update(m["boxes"]) for m in meta]
+                if smoother is not None:
+                    for m, t in zip(meta, ids):
+                        for i, track in zip(range(*m["rows"]), t):
+                            params["rotmats"][i], params["root"][i], params["betas"][i] = smoother(
+                                track, params["rotmats"][i], params["root"][i], params["betas"][i])
+                for image, t, result in zip(images, ids, self.outputs(params, meta)):
+                    result["frame"], result["track_id"] = np.int64(frame), t
+                    frame += 1
+                    yield (image, result) if with_images else result
+        finally:
+            cap.release()
 
     def predict_batch(self, images: list, boxes: list | None = None) -> list[dict]:
         """Several images at once (their crops share network batches) -> one dict per image."""

@@ -33,6 +33,8 @@ import torch
 
 #: faces with a vertex nearer than this (metres) are not drawn
 NEAR = 1e-3
+#: (face, pixel) candidates per z-buffer pass (bounds the memory: ~100 bytes each)
+CHUNK = 1 << 20
 #: direction from the surface to the light, camera frame: from the camera, above left
 HEADLIGHT = (-0.3, -0.4, -0.87)
 AMBIENT, DIFFUSE = 0.35, 0.65
@@ -66,10 +68,30 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, focal: float, princip
     y1 = y.amax(1).floor().clamp(-1, H - 1).long()
     bw, bh = (x1 - x0 + 1).clamp_min(0), (y1 - y0 + 1).clamp_min(0)
     count = bw * bh                                                 # candidates per face
+    best = torch.zeros(H * W, dtype=torch.int64)
+    # chunks of faces with at most CHUNK candidates (one face may exceed it alone)
+    ends = torch.searchsorted(count.cumsum(0), torch.arange(CHUNK, int(count.sum()) + CHUNK, CHUNK),
+                              right=True).tolist()
+    start = 0
+    for end in ends:
+        end = max(end, start + 1)
+        if start >= len(ids):
+            break
+        sl = slice(start, end)
+        _scatter(best, W, ids[sl], count[sl], x0[sl], y0[sl], bw[sl], x[sl], y[sl], iz[sl])
+        start = end
+    hit = best > 0
     face_id = torch.full((H * W,), -1, dtype=torch.int64)
     depth = torch.full((H, W), float("inf"))
-    if int(count.sum()) == 0:
-        return face_id.view(H, W), depth
+    face_id[hit] = best[hit] & 0xFFFFFFFF
+    depth.view(-1)[hit] = 1.0 / (best[hit] >> 32).to(torch.int32).view(torch.float32)
+    return face_id.view(H, W), depth
+
+
+def _scatter(best, W, ids, count, x0, y0, bw, x, y, iz) -> None:
+    """Z-buffer the (face, pixel) candidates of some faces into ``best`` (H·W,), keys as in
+    the module docstring.  ids (F',) face ids; count, x0, y0, bw (F',) their pixel boxes;
+    x, y, iz (F', 3) screen coordinates and 1/z of their vertices."""
     k = torch.repeat_interleave(torch.arange(len(ids)), count)      # (N,) candidate -> face
     local = torch.arange(len(k)) - torch.repeat_interleave(count.cumsum(0) - count, count)
     w = bw[k]
@@ -86,12 +108,7 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, focal: float, princip
     sel = torch.nonzero(inside).squeeze(1)
     pix = cy[sel].long() * W + cx[sel].long()
     key = (inv_z[sel].view(torch.int32).to(torch.int64) << 32) | ids[k[sel]]
-    best = torch.zeros(H * W, dtype=torch.int64).scatter_reduce_(0, pix, key, reduce="amax",
-                                                                 include_self=True)
-    hit = best > 0
-    face_id[hit] = best[hit] & 0xFFFFFFFF
-    depth.view(-1)[hit] = 1.0 / (best[hit] >> 32).to(torch.int32).view(torch.float32)
-    return face_id.view(H, W), depth
+    best.scatter_reduce_(0, pix, key, reduce="amax", include_self=True)
 
 
 def shade(vertices: torch.Tensor, faces: torch.Tensor, face_colors: torch.Tensor,
