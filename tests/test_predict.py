@@ -212,3 +212,21 @@ def test_cli_errors_name_the_culprit(ckpt, inputs, tmp_path, capsys, case):
 def test_predict_video_missing_file_raises(predictor, tmp_path):
     with pytest.raises(PredictError, match="nothing.mp4"):
         next(predictor.predict_video(tmp_path / "nothing.mp4"))
+
+
+def test_held_out_scenes(tmp_path):
+    """The scenes the main job writes: boxes enclose the true meshes seen by the default camera."""
+    from hybrik_fast.predict.scenes import SIZE, write_scenes
+    paths = write_scenes(str(tmp_path), count=2)
+    W, H = SIZE
+    boxes = json.loads((tmp_path / "boxes.json").read_text())
+    truth = np.load(tmp_path / "truth.npz")
+    assert [os.path.basename(p) for p in paths] == sorted(boxes)
+    for i, name in enumerate(sorted(boxes)):
+        assert cv2.imread(paths[i]).shape == (H, W, 3)
+        verts = truth["vertices"][truth["scene"] == i]
+        assert len(verts) == len(boxes[name]) >= 1
+        for v, box in zip(verts, boxes[name]):
+            px = max(W, H) * v[:, :2] / v[:, 2:] + [W / 2, H / 2]
+            np.testing.assert_allclose(np.r_[px.min(0), px.max(0)], box, atol=1e-6)
+            assert 0 <= box[0] and box[2] <= W and box[3] - box[1] > 0.4 * H

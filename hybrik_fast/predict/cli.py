@@ -183,7 +183,7 @@ def main(argv=None) -> int:
             with tqdm(total=int(cv2.VideoCapture(path).get(cv2.CAP_PROP_FRAME_COUNT)) or None,
                       unit="frame", desc=os.path.basename(path)) as bar:
                 done += writer.video(path, bar)
-    except ValueError as e:             # PredictError included: a bad boxes entry, a video that won't open
+    except (ValueError, RuntimeError) as e:   # a bad boxes entry, a video that won't open, no HOG
         print(f"hybrik-fast predict: error: {e}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - t0

@@ -139,10 +139,17 @@ class Predictor:
         self.faces = self.body.faces.cpu().numpy()                  # (F, 3)
         self.image_size = self.model.image_size
         self.flip_test, self.batch_size = flip_test, batch_size
-        self.detector = make_detector(detector)
+        self._detector_spec, self._detector = detector, None
         self.focal_length = focal_length
         self.seconds: Counter = Counter()
         self.fps: float | None = None                               # of the last video opened
+
+    @property
+    def detector(self):
+        """The detector callable, built on first use (so that ``--boxes`` runs need none)."""
+        if self._detector is None:
+            self._detector = make_detector(self._detector_spec)
+        return self._detector
 
     @contextlib.contextmanager
     def timer(self, stage: str):
