@@ -76,13 +76,16 @@ def _load_own_checkpoint(path, map_location="cpu", backend="auto") -> torch.nn.M
 
 
 def load_model(path, device="cpu", backend="auto") -> torch.nn.Module:
-    """The model of a checkpoint, eval mode, with ``predict(images) -> {uvd, twist, betas, camera}``.
+    """The model of a checkpoint, eval mode: the one place a checkpoint is opened.
 
-    The one place a checkpoint is opened: the project's own training
-    checkpoints now; ``hybrik_fast.models.load_checkpoint`` (public
-    checkpoints, issue 14) replaces ``_load_own_checkpoint`` here.
+    ``hybrik_fast.models.load_checkpoint`` (public checkpoints, issue 14)
+    where the package has it, else the project's own training checkpoints.
     """
-    return _load_own_checkpoint(path, map_location=device, backend=backend)
+    try:
+        from ..models import load_checkpoint
+    except ImportError:
+        load_checkpoint = _load_own_checkpoint
+    return load_checkpoint(path, map_location=device, backend=backend)
 
 
 def unflip(raw: dict, size: int) -> dict:
@@ -244,10 +247,17 @@ class Predictor:
     # ------------------------------------------------------------ stages
     @torch.no_grad()
     def _network(self, crops: torch.Tensor) -> dict:
-        """Normalised crops (B, 3, S, S) -> raw predictions uvd, twist, betas, z (root depth)."""
-        out = self.model.predict(crops.to(self.device))
-        return {"uvd": out["uvd"], "twist": out["twist"], "betas": out["betas"],
-                "z": FOCAL_NORM / out["camera"][:, 0]}
+        """Normalised crops (B, 3, S, S) -> raw predictions uvd, twist, betas and z, the root
+        depth for the training focal: from ``predict`` (the package's models, which stop
+        before the IK) or else from the forward's ``cam_root`` (crop camera, no boxes given)."""
+        crops = crops.to(self.device)
+        if hasattr(self.model, "predict"):
+            out = self.model.predict(crops)
+            z = FOCAL_NORM / out["camera"][:, 0]
+        else:
+            out = self.model(crops)
+            z = out["cam_root"][:, 2]
+        return {"uvd": out["uvd"], "twist": out["twist"], "betas": out["betas"], "z": z}
 
     @torch.no_grad()
     def _infer(self, crops: list, geo: torch.Tensor) -> dict:

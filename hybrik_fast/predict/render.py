@@ -147,14 +147,22 @@ def render_people(vertices, faces, focal: float, principal, size) -> tuple[np.nd
     return shade(v, f, colors, face_id)
 
 
-def side_view(vertices) -> np.ndarray:
-    """People (P, V, 3) turned by SIDE_ANGLE about the vertical (camera y) axis
-    through the centre of their vertices: what a camera to their side sees."""
+def side_view(vertices, focal: float, size, fill: float = 0.8) -> np.ndarray:
+    """People (P, V, 3) turned by SIDE_ANGLE about the vertical (camera y) axis through
+    the centre of their vertices, then moved along z so that, seen with ``focal`` and
+    the principal point at the centre of an image of ``size`` = (H, W), their box
+    fills at most ``fill`` of it: what a camera to their side sees -> (P, V, 3)."""
     v = np.asarray(vertices, dtype=np.float64)
-    centre = v.reshape(-1, 3).mean(0)
+    flat = v.reshape(-1, 3)
     c, s = np.cos(SIDE_ANGLE), np.sin(SIDE_ANGLE)
     turn = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-    return (v - centre) @ turn.T + centre
+    turned = (flat - flat.mean(0)) @ turn.T
+    lo, hi = turned.min(0), turned.max(0)
+    mid = (lo + hi) / 2
+    H, W = size
+    # the nearest face of the box, at depth z - (hi - lo)_z / 2, must show the box within fill
+    z = max(focal * (hi[0] - lo[0]) / (fill * W), focal * (hi[1] - lo[1]) / (fill * H)) + (hi[2] - lo[2]) / 2
+    return (turned - mid + np.array([0.0, 0.0, z])).reshape(v.shape)
 
 
 def overlay(image: np.ndarray, vertices, faces, focal: float, principal, alpha: float = 0.8) -> np.ndarray:
@@ -166,6 +174,6 @@ def overlay(image: np.ndarray, vertices, faces, focal: float, principal, alpha: 
     if len(vertices):
         layer, mask = render_people(vertices, faces, focal, principal, (H, W))
         front[mask] = np.rint(alpha * layer[mask] + (1 - alpha) * image[mask]).astype(np.uint8)
-        layer, mask = render_people(side_view(vertices), faces, focal, principal, (H, W))
+        layer, mask = render_people(side_view(vertices, focal, (H, W)), faces, focal, (W / 2, H / 2), (H, W))
         side[mask] = layer[mask]
     return np.concatenate([front, side], axis=1)
