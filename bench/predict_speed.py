@@ -13,7 +13,9 @@ bytes, ``--images`` of them (cycled).  Per image: decode (``cv2.imdecode``),
 detect (the detector runs and is timed; the people's true boxes are used,
 so every configuration crops the same people), crop, network, IK, body
 model, render (overlay + side view) and write (npz + JPEG to a temporary
-folder).  ``--batch`` images go through ``predict_batch`` together.
+folder), each as wall time (images/s and shares) and as the process's CPU
+time (all threads) per image: on a shared machine the wall time includes
+waiting for a core.  ``--batch`` images go through ``predict_batch`` together.
 
 Renderer: a 6890-vertex closed mesh (SMPL's vertex count; a latitude-
 longitude ellipsoid 1.7 m tall) at 512×512, filling 70% of the height,
@@ -99,6 +101,7 @@ def run(ckpt: str, data: list, truth: list, batch: int, backend: str, device: st
     n = len(data)
     for warm in (True, False):
         p.seconds.clear()
+        p.cpu_seconds.clear()
         t0 = time.perf_counter()
         for i in range(0, 2 * batch if warm else n, batch):
             images = []
@@ -115,7 +118,8 @@ def run(ckpt: str, data: list, truth: list, batch: int, backend: str, device: st
     return {"batch": batch, "backend": backend, "device": device, "images": n, "people": people,
             "images_per_s": n / seconds, "seconds": seconds,
             "share": {k: p.seconds[k] / seconds for k in STAGES},
-            "ms_per_image": {k: 1e3 * p.seconds[k] / n for k in STAGES}}
+            "ms_per_image": {k: 1e3 * p.seconds[k] / n for k in STAGES},
+            "cpu_ms_per_image": {k: 1e3 * p.cpu_seconds[k] / n for k in STAGES}}
 
 
 def main(argv=None) -> int:
@@ -155,9 +159,10 @@ def main(argv=None) -> int:
                           os.path.join(tmp, "out"))
                 report["runs"].append(res)
                 shares = " ".join(f"{k} {v:.0%}" for k, v in res["share"].items())
+                cpu = " ".join(f"{k} {v:.1f}" for k, v in res["cpu_ms_per_image"].items())
                 print(f"{args.model} batch {batch} {backend:>9} {args.device} {args.threads} threads: "
                       f"{res['images_per_s']:.2f} images/s ({res['people']} people / {res['images']} "
-                      f"images); {shares}", flush=True)
+                      f"images); wall shares: {shares}; CPU ms per image: {cpu}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

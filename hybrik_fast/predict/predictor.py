@@ -129,7 +129,7 @@ class Predictor:
     batch_size: crops per network call; detector: "hog" | "none" |
     "onnx:PATH" | a callable (see :mod:`.detect`); focal_length: pixels, None
     for max(H, W); backend: the ops' backend ("auto" | "reference" | ...).
-    ``seconds`` accumulates the time of each stage.
+    ``seconds`` and ``cpu_seconds`` accumulate the wall and CPU time of each stage.
     """
 
     def __init__(self, checkpoint, device="cpu", flip_test: bool = False, batch_size: int = 16,
@@ -145,6 +145,7 @@ class Predictor:
         self._detector_spec, self._detector = detector, None
         self.focal_length = focal_length
         self.seconds: Counter = Counter()
+        self.cpu_seconds: Counter = Counter()                       # CPU time of the process, all threads
         self.fps: float | None = None                               # of the last video opened
 
     @property
@@ -156,10 +157,11 @@ class Predictor:
 
     @contextlib.contextmanager
     def timer(self, stage: str):
-        """Adds the time spent in the block to ``seconds[stage]``."""
-        t = time.perf_counter()
+        """Adds the wall time spent in the block to ``seconds[stage]``, its CPU time to ``cpu_seconds``."""
+        t, c = time.perf_counter(), time.process_time()
         yield
         self.seconds[stage] += time.perf_counter() - t
+        self.cpu_seconds[stage] += time.process_time() - c
 
     # ------------------------------------------------------------ public
     def predict(self, image: np.ndarray, boxes=None) -> dict:
