@@ -5,7 +5,10 @@
                                   [--detector hog|none] [--json PATH]
 
 The model: a ``hybrik-fast train`` preset (``--model``) with config overrides
-(``--set backbone=... image_size=...``), random weights (seeded) saved as a
+(``--set backbone=... image_size=...``), random weights (seeded; the camera
+bias set so that people come out at the synthetic set's median depth, as a
+trained model sees them, rather than next to the camera where the mesh
+covers the picture and the render costs several times more) saved as a
 checkpoint and loaded by :class:`hybrik_fast.predict.Predictor`, or an
 existing checkpoint (``--checkpoint``).  Inputs: the held-out full-frame
 scenes of :mod:`hybrik_fast.predict.scenes` (512×384, 1-3 people) as JPEG
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -39,6 +43,7 @@ import cv2
 import numpy as np
 import torch
 
+from hybrik_fast.camera import FOCAL_NORM
 from hybrik_fast.predict import Predictor
 from hybrik_fast.predict.cli import Writer
 from hybrik_fast.predict.detect import make_detector
@@ -47,6 +52,8 @@ from hybrik_fast.predict.scenes import write_scenes
 from hybrik_fast.train import checkpoint, config
 from hybrik_fast.train.loop import build_model
 
+#: metres: the synthetic set's median root depth (hybrik_fast.data.synthetic)
+MEDIAN_DEPTH = 8.0
 STAGES = ("decode", "detect", "crop", "network", "ik", "body", "render", "write")
 
 
@@ -87,6 +94,9 @@ def make_checkpoint(preset: str, sets: list[str], folder: str) -> str:
     cfg = config.make_config(preset, overrides=dict(s.split("=", 1) for s in sets))
     torch.manual_seed(0)
     model = build_model(cfg, torch.device("cpu"))
+    if hasattr(model, "deccam"):    # people at the training set's median depth, as a trained model reads them
+        with torch.no_grad():
+            model.deccam.bias[0] = math.log(FOCAL_NORM / MEDIAN_DEPTH / float(model.init_cam[0]))
     path = os.path.join(folder, "model.pt")
     checkpoint.atomic_save({"format": checkpoint.FORMAT, "model": model.state_dict(), "step": 0, "epoch": 0,
                             "config": config.to_dict(cfg)}, path)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 
@@ -23,9 +24,23 @@ def check_writable(folder) -> None:
         raise OSError(f"cannot write to the output folder {folder!r}: {e.strerror or e}") from None
 
 
+def _publish(path) -> None:
+    """Give a file made by atomic_write (mode 0600, from mkstemp) the usual mode, 0666 less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_npz(path, arrays: dict) -> None:
     """``np.savez(path, **arrays)``, atomically."""
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    _publish(path)
+
+
+def save_json(path, data) -> None:
+    """``data`` as indented JSON, atomically."""
+    atomic_write(path, lambda fh: fh.write(json.dumps(data, indent=1).encode()))
+    _publish(path)
 
 
 def save_obj(path, vertices: np.ndarray, faces: np.ndarray) -> None:
@@ -34,6 +49,7 @@ def save_obj(path, vertices: np.ndarray, faces: np.ndarray) -> None:
     np.savetxt(buf, np.asarray(vertices, dtype=np.float64), fmt="v %.6f %.6f %.6f")
     np.savetxt(buf, np.asarray(faces, dtype=np.int64) + 1, fmt="f %d %d %d")
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    _publish(path)
 
 
 def save_jpeg(path, image: np.ndarray, quality: int = 90) -> None:
@@ -42,6 +58,7 @@ def save_jpeg(path, image: np.ndarray, quality: int = 90) -> None:
     if not ok:
         raise OSError(f"OpenCV could not encode {path!r} as JPEG")
     atomic_write(path, lambda fh: fh.write(data.tobytes()))
+    _publish(path)
 
 
 class VideoSink:

@@ -11,16 +11,14 @@ camera-frame vertices).
 """
 from __future__ import annotations
 
-import json
 import os
 
 import cv2
 import numpy as np
 import torch
 
-from .._io import atomic_write
 from ..data.synthetic import SyntheticHumans, background
-from .io import save_jpeg, save_npz
+from .io import save_jpeg, save_json, save_npz
 from .render import rasterize, shade
 
 SIZE = (512, 384)            # W, H
@@ -61,6 +59,6 @@ def write_scenes(out: str, count: int = 4, seed: int = SEED) -> list[str]:
         path = os.path.join(out, name)
         save_jpeg(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), quality=95)
         paths.append(path)
-    atomic_write(os.path.join(out, "boxes.json"), lambda fh: fh.write(json.dumps(boxes, indent=1).encode()))
+    save_json(os.path.join(out, "boxes.json"), boxes)
     save_npz(os.path.join(out, "truth.npz"), {k: np.array(v) for k, v in truth.items()})
     return paths
