@@ -62,6 +62,8 @@ def test_smplx_reproduces_vertices_and_intrinsics_project_joints(predictor, tmp_
     err = (out.vertices.detach().numpy() - r["vertices"]).__abs__().max()
     print(f"max |smplx - ours| vertex: {err:.2e} m")
     assert err <= 1e-4
+    err_j = (out.joints[:, :24].detach().numpy() - r["joints3d"][:, :24]).__abs__().max()
+    assert err_j <= 1e-4                                  # SMPL's joints, in the same frame
     assert r["vertices"][..., 2].min() > 0.5              # in front of the camera
     # the pinhole projection, written here: f (x, y) / z + c
     xyz = r["joints3d"].astype(np.float64)

@@ -140,7 +140,7 @@ class Predictor:
         self.model = load_model(checkpoint, self.device, backend)
         self.body = self.model.smpl
         self.faces = self.body.faces.cpu().numpy()                  # (F, 3)
-        self.image_size = self.model.image_size
+        self.image_size = getattr(self.model, "image_size", 256)  # the public models' crops: 256
         self.flip_test, self.batch_size = flip_test, batch_size
         self._detector_spec, self._detector = detector, None
         self.focal_length = focal_length
@@ -285,7 +285,7 @@ class Predictor:
             g = geo.to(self.device, dtype)
             joints, root = place(raw["uvd"], raw["z"], g[:, :2], g[:, 2], g[:, 3], g[:, 4:])
             rest = self.body.rest_joints(raw["betas"])
-            rotmats = hybrik_ik(joints, raw["twist"], rest, backend=self.model.backend)
+            rotmats = hybrik_ik(joints, raw["twist"], rest, backend=getattr(self.model, "backend", "auto"))
         return {"rotmats": rotmats, "betas": raw["betas"], "root": root, "twist": raw["twist"]}
 
     @torch.no_grad()
@@ -293,13 +293,13 @@ class Predictor:
         """Body model and projections: params (N people) -> one dict of numpy arrays per image."""
         with self.timer("body"):
             rotmats, betas, root = params["rotmats"], params["betas"], params["root"]
-            vertices, joints = self.model.mesh(rotmats, betas)      # root-relative
-            transl = root - self.body.rest_joints(betas)[:, 0]
-            joints3d = joints + root[:, None]
+            vertices, joints = self.body(rotmats, betas)            # model frame, root joint at rest
+            transl = root - joints[:, 0]
+            joints3d = joints + transl[:, None]
             rows = {"global_orient": matrix_to_axis_angle(rotmats[:, 0]),
                     "body_pose": matrix_to_axis_angle(rotmats[:, 1:]).reshape(-1, 69),
                     "rotmats": rotmats, "betas": betas, "transl": transl,
-                    "vertices": vertices + root[:, None], "joints3d": joints3d, "twist": params["twist"]}
+                    "vertices": vertices + transl[:, None], "joints3d": joints3d, "twist": params["twist"]}
             rows = {k: v.float().cpu().numpy() for k, v in rows.items()}
         results = []
         for m in meta:
