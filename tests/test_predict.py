@@ -232,3 +232,10 @@ def test_held_out_scenes(tmp_path):
             px = max(W, H) * v[:, :2] / v[:, 2:] + [W / 2, H / 2]
             np.testing.assert_allclose(np.r_[px.min(0), px.max(0)], box, atol=1e-6)
             assert 0 <= box[0] and box[2] <= W and box[3] - box[1] > 0.4 * H
+
+
+@pytest.mark.skipif(hasattr(cv2, "HOGDescriptor"), reason="this OpenCV has the HOG detector")
+def test_cli_without_hog_says_what_to_do(ckpt, inputs, tmp_path, capsys):
+    rc = predict_main([str(inputs / "imgs" / "a0.png"), "--checkpoint", ckpt, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "opencv-python-headless<5" in err and "--detector none" in err
