@@ -239,3 +239,14 @@ def test_cli_without_hog_says_what_to_do(ckpt, inputs, tmp_path, capsys):
     rc = predict_main([str(inputs / "imgs" / "a0.png"), "--checkpoint", ckpt, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 1 and "opencv-python-headless<5" in err and "--detector none" in err
+
+
+def test_cli_help_lists_the_options(capsys):
+    from hybrik_fast.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "--help"])
+    text = capsys.readouterr().out
+    assert e.value.code == 0
+    for option in ("--checkpoint", "--out", "--boxes", "--detector", "--flip-test", "--save-mesh", "--no-render",
+                   "--batch-size", "--device", "--no-smooth"):
+        assert option in text
