@@ -6,6 +6,7 @@ track      IoU tracking and one-euro smoothing for video
 render     the z-buffered CPU rasteriser and the overlay picture
 io         atomic npz / obj / jpeg / mp4 writing
 cli        the ``hybrik-fast predict`` command
+scenes     the held-out full-frame synthetic scenes the training run writes
 """
 from .predictor import KEYS, PredictError, Predictor
 
