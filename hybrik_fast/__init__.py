@@ -11,5 +11,15 @@ from .soft_argmax import soft_argmax3d
 
 __version__ = "0.1.0"
 
-__all__ = ["BodyModel", "cache_info", "empty_cache", "forward_kinematics", "hybrik_ik", "twist_angles",
+
+
+def __getattr__(name: str):
+    """``hybrik_fast.Predictor`` is imported on first use (it pulls in OpenCV, SciPy and the models)."""
+    if name == "Predictor":
+        from .predict import Predictor
+        return Predictor
+    raise AttributeError(f"module 'hybrik_fast' has no attribute {name!r}")
+
+
+__all__ = ["BodyModel", "Predictor", "cache_info", "empty_cache", "forward_kinematics", "hybrik_ik", "twist_angles",
            "soft_argmax3d", "skeleton", "__version__"]

@@ -83,3 +83,33 @@ def sample_rotmats(B: int, generator: torch.Generator | None = None, dtype=torch
                    scale: float = 1.0) -> torch.Tensor:
     """(B, 24, 3, 3) local rotations of a random plausible pose."""
     return axis_angle_to_matrix(sample_axis_angles(B, generator, torch.float64, scale)).to(dtype)
+
+
+def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
+    """Rotation matrix (…, 3, 3) -> axis-angle (…, 3), angle in [0, π] (SMPL's convention).
+
+    Via the unit quaternion q = (w, v) of R, computed by Shepperd's method
+    (from the largest of 4w², 4x², 4y², 4z², so no square root of a small
+    difference), signed so that w ≥ 0; then θ = 2·atan2(|v|, w) and
+    aa = v · θ/|v|, with θ/|v| → 2/w (its limit) below |v| = 1e-6.
+    """
+    m = R.reshape(-1, 3, 3)
+    t = torch.stack([1 + m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2], 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2],
+                     1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1)
+    k = t.argmax(-1)                                                # (N,) the largest of 4w², 4x², 4y², 4z²
+    a = m[:, 2, 1] - m[:, 1, 2]                                     # 4wx
+    b = m[:, 0, 2] - m[:, 2, 0]                                     # 4wy
+    c = m[:, 1, 0] - m[:, 0, 1]                                     # 4wz
+    d = m[:, 0, 1] + m[:, 1, 0]                                     # 4xy
+    e = m[:, 0, 2] + m[:, 2, 0]                                     # 4xz
+    f = m[:, 1, 2] + m[:, 2, 1]                                     # 4yz
+    rows = torch.stack([torch.stack([t[:, 0], a, b, c], -1), torch.stack([a, t[:, 1], d, e], -1),
+                        torch.stack([b, d, t[:, 2], f], -1), torch.stack([c, e, f, t[:, 3]], -1)], 1)
+    q = rows[torch.arange(len(k)), k]                               # (N, 4) = 4·q_k·(w, x, y, z)
+    q = q / q.norm(dim=-1, keepdim=True)
+    q = torch.where(q[:, :1] < 0, -q, q)
+    w, v = q[:, 0], q[:, 1:]
+    n = v.norm(dim=-1)
+    small = n < 1e-6
+    ratio = torch.where(small, 2 / w, 2 * torch.atan2(n, w) / torch.where(small, torch.ones_like(n), n))
+    return (v * ratio[:, None]).reshape(*R.shape[:-2], 3)

@@ -66,6 +66,9 @@ def train_main(argv=None) -> int:
         overrides = _overrides(rest)
         cfg = config.make_config(args.preset, args.config, overrides)
         train(cfg, resume=args.resume, overrides=config.parse_overrides(overrides))
+        if cfg.data == "synthetic" and cfg.predictions_png and int(os.environ.get("RANK", "0")) == 0:
+            from hybrik_fast.predict.scenes import write_scenes      # for hybrik-fast predict (README)
+            print(f"wrote held-out scenes: {', '.join(write_scenes(os.path.join(cfg.out, 'scenes')))}")
     except (config.ConfigError, DataSpecError, CheckpointError, TrainingError, FileNotFoundError) as e:
         print(f"hybrik-fast train: error: {e}", file=sys.stderr)
         return 2 if isinstance(e, config.ConfigError) else 1
