@@ -9,13 +9,17 @@ joint; there are R = B·K rows.  With p = softmax over a row,
 (the marginal form of hybrik_fast/reference/soft_argmax.py).
 
 Forward is two launches.  ``_fwd_partial_kernel`` runs on a (R, S) grid: each
-row is cut into S chunks, so that even B = 1 (29 rows) gives enough programs to
-fill a GPU.  Each program keeps, per lane of a BLOCK-wide tile, an online
-softmax state (running max m, Σ e, Σ e·w, Σ e·h, Σ e·d with e = exp(x − m)),
-folds the lanes together and writes the chunk's five partials.
-``_fwd_merge_kernel`` merges a row's S partials by log-sum-exp and writes
-coords, lse and conf.  Backward is one launch on the same (R, S) grid.  Only
-the logits are read from and written to memory at size N per row.
+row is cut into S chunks of whole d-planes, so that even B = 1 (29 rows) gives
+enough programs to fill a GPU.  A program walks its planes in 2D tiles of
+ROWS h-rows × BLOCK_W voxels, so that every voxel's (w, h, d) comes from the
+tile's lane and the loop counters, with no integer division per voxel (a
+runtime ``%`` or ``//`` is some twenty instructions on the GPU).  It keeps,
+per lane, an online softmax state (running max m, Σ e, Σ e·w, Σ e·h, Σ e·d
+with e = exp(x − m)), folds the lanes together and writes the chunk's five
+partials.  ``_fwd_merge_kernel`` merges a row's S partials by log-sum-exp and
+writes coords, lse and conf.  Backward is one launch on the same (R, S) grid
+and tiles.  Only the logits are read from and written to memory at size N
+per row.
 
 Accumulation is in float32 (float64 for float64 input); coords and conf are
 returned in that dtype, lse in float64 (at |x| ~ 1e4 a float32 lse would
@@ -23,61 +27,67 @@ shift every recomputed p by up to 5e-4) and dx in the input's dtype.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
 
-#: voxels per tile at most; a power of two (short rows use a smaller tile)
+#: voxels per tile at most; a power of two (small planes use a smaller tile)
 BLOCK = 1024
 
 
 @triton.jit
 def _fwd_partial_kernel(
-    x_ptr,     # (R, N) logits, contiguous, any float dtype
+    x_ptr,     # (R, D, H, W) logits, contiguous, any float dtype
     part_ptr,  # (R, S, 5) out: per chunk (m, Σe, Σe·w, Σe·h, Σe·d), e = exp(x − m)
-    N, H, W,   # voxels per row, height, width (D = N // (H·W))
-    CHUNK,     # voxels per chunk, a multiple of BLOCK; S = cdiv(N, CHUNK)
+    D, H, W,   # heatmap depth, height, width
+    PLANES,    # d-planes per chunk; S = cdiv(D, PLANES)
     S,         # chunks per row
-    ACC: tl.constexpr,    # accumulation dtype: tl.float32, or tl.float64 for float64 input
-    BLOCK: tl.constexpr,  # tile width (lanes)
+    ACC: tl.constexpr,      # accumulation dtype: tl.float32, or tl.float64 for float64 input
+    ROWS: tl.constexpr,     # h-rows per tile (power of two)
+    BLOCK_W: tl.constexpr,  # voxels per h-row of a tile (power of two)
 ):
     row = tl.program_id(0).to(tl.int64)
     chunk = tl.program_id(1)
-    lane = tl.arange(0, BLOCK)
-    start = chunk * CHUNK
-    m = tl.full((BLOCK,), float("-inf"), ACC)
-    s = tl.zeros((BLOCK,), ACC)
-    sw = tl.zeros((BLOCK,), ACC)
-    sh = tl.zeros((BLOCK,), ACC)
-    sd = tl.zeros((BLOCK,), ACC)
-    for off in range(0, CHUNK, BLOCK):
-        v = start + off + lane  # voxel index in the row
-        mask = v < N
-        x = tl.load(x_ptr + row * N + v, mask=mask, other=float("-inf")).to(ACC)
-        m_new = tl.maximum(m, x)
-        # a lane that has seen only −inf keeps m = −inf; shift by 0 there so
-        # that exp(−inf − shift) = 0 instead of NaN
-        shift = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp(m - shift)
-        e = tl.exp(x - shift)
-        w = (v % W).to(ACC)
-        h = ((v // W) % H).to(ACC)
-        d = (v // (W * H)).to(ACC)
-        s = s * alpha + e
-        sw = sw * alpha + e * w
-        sh = sh * alpha + e * h
-        sd = sd * alpha + e * d
-        m = m_new
+    hh = tl.arange(0, ROWS)[:, None]     # (ROWS, 1)
+    ww = tl.arange(0, BLOCK_W)[None, :]  # (1, BLOCK_W)
+    offs = hh * W + ww                   # a tile's voxel offsets from its first voxel
+    hf = hh.to(ACC)
+    wf = ww.to(ACC)
+    x_row = x_ptr + row * D * H * W
+    m = tl.full((ROWS, BLOCK_W), float("-inf"), ACC)
+    s = tl.zeros((ROWS, BLOCK_W), ACC)
+    sw = tl.zeros((ROWS, BLOCK_W), ACC)
+    sh = tl.zeros((ROWS, BLOCK_W), ACC)
+    sd = tl.zeros((ROWS, BLOCK_W), ACC)
+    d0 = chunk * PLANES
+    for d in range(d0, tl.minimum(d0 + PLANES, D)):
+        for h0 in range(0, H, ROWS):
+            for w0 in range(0, W, BLOCK_W):
+                mask = (hh < H - h0) & (ww < W - w0)
+                x = tl.load(x_row + (d * H + h0) * W + w0 + offs, mask=mask, other=float("-inf")).to(ACC)
+                m_new = tl.maximum(m, x)
+                # a lane that has seen only −inf keeps m = −inf; shift by 0
+                # there so that exp(−inf − shift) = 0 instead of NaN
+                shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+                alpha = tl.exp(m - shift)
+                e = tl.exp(x - shift)
+                s = s * alpha + e
+                sw = sw * alpha + e * (wf + w0)
+                sh = sh * alpha + e * (hf + h0)
+                sd = sd * alpha + e * d
+                m = m_new
     # fold the lanes onto the chunk max
-    mc = tl.max(m, axis=0)
+    mc = tl.max(tl.max(m, axis=1), axis=0)
     shift_c = tl.where(mc == float("-inf"), 0.0, mc)
     scale = tl.exp(m - shift_c)
     out = part_ptr + (row * S + chunk) * 5
     tl.store(out + 0, mc)
-    tl.store(out + 1, tl.sum(s * scale, axis=0))
-    tl.store(out + 2, tl.sum(sw * scale, axis=0))
-    tl.store(out + 3, tl.sum(sh * scale, axis=0))
-    tl.store(out + 4, tl.sum(sd * scale, axis=0))
+    tl.store(out + 1, tl.sum(tl.sum(s * scale, axis=1), axis=0))
+    tl.store(out + 2, tl.sum(tl.sum(sw * scale, axis=1), axis=0))
+    tl.store(out + 3, tl.sum(tl.sum(sh * scale, axis=1), axis=0))
+    tl.store(out + 4, tl.sum(tl.sum(sd * scale, axis=1), axis=0))
 
 
 @triton.jit
@@ -125,25 +135,28 @@ def _fwd_merge_kernel(
 #   dx_u = p_u · Σ_a g_a (i_a(u)/N_a − 0.5 − c_a),   p_u = exp(x_u − lse).
 #
 # The bracket is affine in (w, h, d): (g_x/W)·w + (g_y/H)·h + (g_z/D)·d − C with
-# C = Σ_a g_a (0.5 + c_a), computed once per program.  The float64 lse is split
-# into hi + lo in ACC and x − lse formed as (x − hi) − lo, with x − hi exact
-# for the x that matter (Sterbenz).
+# C = Σ_a g_a (0.5 + c_a), computed once per program; per tile it is a table
+# over the tile's lanes, (g_x/W)·w_rel + (g_y/H)·h_rel, plus one number.  The
+# float64 lse is split into hi + lo in ACC and x − lse formed as (x − hi) − lo,
+# with x − hi exact for the x that matter (Sterbenz).
 @triton.jit
 def _bwd_kernel(
     grad_ptr,    # (R, 3) in: ∂L/∂coords, accumulation dtype
-    x_ptr,       # (R, N) in: logits, contiguous
+    x_ptr,       # (R, D, H, W) in: logits, contiguous
     coords_ptr,  # (R, 3) in: forward coords, accumulation dtype
     lse_ptr,     # (R,) in: forward log-sum-exp, float64
-    dx_ptr,      # (R, N) out: ∂L/∂x in x's dtype
-    N, H, W,     # voxels per row, height, width
-    D,           # depth
-    CHUNK,       # voxels per chunk, a multiple of BLOCK
-    ACC: tl.constexpr,    # accumulation dtype
-    BLOCK: tl.constexpr,  # tile width
+    dx_ptr,      # (R, D, H, W) out: ∂L/∂x in x's dtype
+    D, H, W,     # heatmap depth, height, width
+    PLANES,      # d-planes per chunk
+    ACC: tl.constexpr,      # accumulation dtype
+    ROWS: tl.constexpr,     # h-rows per tile (power of two)
+    BLOCK_W: tl.constexpr,  # voxels per h-row of a tile (power of two)
 ):
     row = tl.program_id(0).to(tl.int64)
-    start = tl.program_id(1) * CHUNK
-    lane = tl.arange(0, BLOCK)
+    d0 = tl.program_id(1) * PLANES
+    hh = tl.arange(0, ROWS)[:, None]
+    ww = tl.arange(0, BLOCK_W)[None, :]
+    offs = hh * W + ww
     gx = tl.load(grad_ptr + row * 3 + 0).to(ACC)
     gy = tl.load(grad_ptr + row * 3 + 1).to(ACC)
     gz = tl.load(grad_ptr + row * 3 + 2).to(ACC)
@@ -153,37 +166,58 @@ def _bwd_kernel(
     aw = gx / W
     ah = gy / H
     ad = gz / D
+    coef = aw * ww.to(ACC) + ah * hh.to(ACC)  # (ROWS, BLOCK_W)
     lse = tl.load(lse_ptr + row)
     hi = lse.to(ACC)
     lo = (lse - hi.to(tl.float64)).to(ACC)
-    for off in range(0, CHUNK, BLOCK):
-        v = start + off + lane
-        mask = v < N
-        x = tl.load(x_ptr + row * N + v, mask=mask, other=0.0).to(ACC)
-        w = (v % W).to(ACC)
-        h = ((v // W) % H).to(ACC)
-        d = (v // (W * H)).to(ACC)
-        dx = tl.exp((x - hi) - lo) * (aw * w + ah * h + ad * d - C)
-        tl.store(dx_ptr + row * N + v, dx.to(dx_ptr.dtype.element_ty), mask=mask)
+    base = row * D * H * W
+    for d in range(d0, tl.minimum(d0 + PLANES, D)):
+        for h0 in range(0, H, ROWS):
+            for w0 in range(0, W, BLOCK_W):
+                mask = (hh < H - h0) & (ww < W - w0)
+                v = base + (d * H + h0) * W + w0 + offs
+                x = tl.load(x_ptr + v, mask=mask, other=0.0).to(ACC)
+                tile = aw * w0 + ah * h0 + ad * d - C
+                dx = tl.exp((x - hi) - lo) * (coef + tile)
+                tl.store(dx_ptr + v, dx.to(dx_ptr.dtype.element_ty), mask=mask)
+
+
+def _device_guard(device: torch.device):
+    """Launches on `device`, not on the current CUDA device (a no-op on CPU)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def _acc_dtype(x: torch.Tensor):
     return (torch.float64, tl.float64) if x.dtype == torch.float64 else (torch.float32, tl.float32)
 
 
-def _split(R: int, N: int, device: torch.device) -> tuple[int, int, int]:
-    """(block, CHUNK, S): the tile width, and a cut of each row into S chunks
-    of CHUNK voxels so that the grid has about four programs per SM
-    (R·S >= 4·SMs) when the row is long enough."""
-    if device.type == "cuda":
-        target = 4 * torch.cuda.get_device_properties(device).multi_processor_count
-    else:  # the interpreter: any split exercises the merge
-        target = 4
-    block = min(BLOCK, max(16, triton.next_power_of_2(N)))
-    tiles = triton.cdiv(N, block)
-    S = max(1, min(tiles, triton.cdiv(target, max(R, 1))))
-    chunk = triton.cdiv(tiles, S) * block
-    return block, chunk, triton.cdiv(N, chunk)
+_SM_COUNT: dict = {}
+
+
+def _sm_count(device: torch.device) -> int:
+    """Multiprocessors of a CUDA device, asked once per device."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _SM_COUNT:
+        _SM_COUNT[index] = torch.cuda.get_device_properties(index).multi_processor_count
+    return _SM_COUNT[index]
+
+
+def tile_shape(H: int, W: int) -> tuple[int, int]:
+    """(ROWS, BLOCK_W): a tile of at most BLOCK voxels, BLOCK_W covering an
+    h-row (or BLOCK voxels of it) and ROWS h-rows, both powers of two."""
+    block_w = min(BLOCK, triton.next_power_of_2(W))
+    rows = min(triton.next_power_of_2(H), max(1, BLOCK // block_w))
+    return rows, block_w
+
+
+def _split(R: int, D: int, device: torch.device) -> tuple[int, int]:
+    """(PLANES, S): each row cut into S chunks of PLANES d-planes, so that the
+    grid has about four programs per SM (R·S >= 4·SMs) when D allows."""
+    # on the interpreter any split exercises the merge
+    target = 4 * _sm_count(device) if device.type == "cuda" else 4
+    S = max(1, min(D, triton.cdiv(target, max(R, 1))))
+    planes = triton.cdiv(D, S)
+    return planes, triton.cdiv(D, planes)
 
 
 def soft_argmax3d_fwd(x: torch.Tensor):
@@ -191,7 +225,7 @@ def soft_argmax3d_fwd(x: torch.Tensor):
     and conf in the accumulation dtype (float32, float64 for float64 input),
     lse in float64."""
     B, K, D, H, W = x.shape
-    R, N = B * K, D * H * W
+    R = B * K
     acc, tl_acc = _acc_dtype(x)
     coords = torch.empty((B, K, 3), dtype=acc, device=x.device)
     lse = torch.empty((B, K), dtype=torch.float64, device=x.device)
@@ -199,11 +233,13 @@ def soft_argmax3d_fwd(x: torch.Tensor):
     if R == 0:
         return coords, lse, conf
     x = x.contiguous()
-    block, chunk, S = _split(R, N, x.device)
+    planes, S = _split(R, D, x.device)
+    rows, block_w = tile_shape(H, W)
     part = torch.empty((R, S, 5), dtype=acc, device=x.device)
-    _fwd_partial_kernel[(R, S)](x, part, N, H, W, chunk, S, ACC=tl_acc, BLOCK=block)
-    _fwd_merge_kernel[(R,)](part, coords, lse, conf, S, D, H, W,
-                            ACC=tl_acc, BLOCK_S=triton.next_power_of_2(S))
+    with _device_guard(x.device):
+        _fwd_partial_kernel[(R, S)](x, part, D, H, W, planes, S, ACC=tl_acc, ROWS=rows, BLOCK_W=block_w)
+        _fwd_merge_kernel[(R,)](part, coords, lse, conf, S, D, H, W,
+                                ACC=tl_acc, BLOCK_S=triton.next_power_of_2(S))
     return coords, lse, conf
 
 
@@ -212,7 +248,7 @@ def soft_argmax3d_bwd(grad_coords: torch.Tensor, x: torch.Tensor, coords: torch.
     """grad_coords (B, K, 3), x (B, K, D, H, W), coords (B, K, 3), lse (B, K)
     -> dx (B, K, D, H, W), contiguous, in x's dtype."""
     B, K, D, H, W = x.shape
-    R, N = B * K, D * H * W
+    R = B * K
     dx = torch.empty((B, K, D, H, W), dtype=x.dtype, device=x.device)
     if R == 0:
         return dx
@@ -221,6 +257,9 @@ def soft_argmax3d_bwd(grad_coords: torch.Tensor, x: torch.Tensor, coords: torch.
     grad_coords = grad_coords.to(acc).contiguous()
     coords = coords.to(acc).contiguous()
     lse = lse.to(torch.float64).contiguous()
-    block, chunk, S = _split(R, N, x.device)
-    _bwd_kernel[(R, S)](grad_coords, x, coords, lse, dx, N, H, W, D, chunk, ACC=tl_acc, BLOCK=block)
+    planes, S = _split(R, D, x.device)
+    rows, block_w = tile_shape(H, W)
+    with _device_guard(x.device):
+        _bwd_kernel[(R, S)](grad_coords, x, coords, lse, dx, D, H, W, planes, ACC=tl_acc, ROWS=rows,
+                            BLOCK_W=block_w)
     return dx

@@ -497,6 +497,7 @@ def test_cpp_entry_checks_shapes_and_dtypes():
 
 # ---------------------------------------------------------------- CUDA
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available() or _ext.C is None or not _ext.C.compiled_with_cuda(),
                     reason="needs a GPU and the extension built with CUDA")
 class TestCuda:

@@ -12,6 +12,10 @@ import sys
 import torch
 
 ON_GPU = torch.cuda.is_available()
+if ON_GPU and os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+    # an inherited TRITON_INTERPRET would run the "GPU" tests on the interpreter
+    raise RuntimeError("TRITON_INTERPRET is set in the environment on a machine with a GPU: the Triton "
+                       "tests would run on the interpreter, not the GPU; unset it")
 if not ON_GPU:
     os.environ["TRITON_INTERPRET"] = "1"
 
@@ -31,16 +35,20 @@ if not ON_GPU and "hybrik_fast.kernels.soft_argmax" in sys.modules:
 DEVICE = "cuda" if ON_GPU else "cpu"
 
 # the interpreter's numpy warns on log(0) and inf − inf in the −inf and NaN cases
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+pytestmark = [pytest.mark.gpu, pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
-# (B, K, D, H, W): tiny, odd, D != H != W, B in {0, 1, 3}; (1, 2, 7, 9, 33) has
-# N = 2079 voxels: two chunks per row (the merge) and two tiles per chunk
+# (B, K, D, H, W): tiny, odd, D != H != W, B in {0, 1, 3}; (1, 2, 7, 9, 33):
+# two chunks of d-planes per row (the merge) and several tiles per chunk;
+# (1, 1, 2, 40, 33): three tiles of 16 h-rows per plane; (1, 1, 1, 3, 1500):
+# h-rows longer than a tile (two tiles per h-row)
 SHAPES = [
     (1, 1, 1, 1, 1),
     (1, 3, 5, 6, 7),
     (3, 2, 7, 5, 3),
     (0, 4, 3, 5, 2),
     (1, 2, 7, 9, 33),
+    (1, 1, 2, 40, 33),
+    (1, 1, 1, 3, 1500),
 ]
 
 

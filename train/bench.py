@@ -50,9 +50,11 @@ def _step_fn(model, loss_fn, optimizer, batch, cfg, device):
 
 
 def run(preset: str = "cpu-quick", steps: int = 10, device=None, threads: int | None = None,
-        log=print) -> dict:
+        log=print, overrides: dict | None = None) -> dict:
+    """overrides: config values over the preset's (e.g. {"batch_size": 64})."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    cfg = config.make_config(preset, overrides={"device": device.type, "progress": False})
+    overrides = dict(overrides or {})
+    cfg = config.make_config(preset, overrides={**overrides, "device": device.type, "progress": False})
     threads = threads or cfg.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     ds = build_dataset("synthetic:train:%d" % cfg.batch_size, cfg, "train")
@@ -63,7 +65,7 @@ def run(preset: str = "cpu-quick", steps: int = 10, device=None, threads: int | 
     fns = {}
     for backend in BACKENDS:
         torch.manual_seed(cfg.seed)
-        c = config.make_config(preset, overrides={"backend": backend, "device": device.type})
+        c = config.make_config(preset, overrides={**overrides, "backend": backend, "device": device.type})
         model = build_model(c, device).train()
         loss_fn = build_loss(c).to(device)
         opt = build_optimizer(c, [p for p in model.parameters() if p.requires_grad])

@@ -13,7 +13,11 @@
 namespace hybrik_fast {
 namespace ik {
 
-constexpr int kThreadsPerBlock = 128;
+// One warp per block.  A thread needs 255 registers
+// (bench/results/gpu-ptxas-sm90.txt), so an SM holds 256 such threads
+// whatever the block size; small blocks spread a small batch over more SMs
+// (B = 64: two SMs rather than one).
+constexpr int kThreadsPerBlock = 32;
 
 // joints (B, 29, 3), twist (B, 23, 2), rest (B, 29, 3) -> rot (B, 24, 3, 3);
 // all contiguous, one sample per thread

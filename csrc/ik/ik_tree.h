@@ -115,10 +115,12 @@ IK_INLINE void pelvis_vectors(const S* joints, const S* rest, Vec3<T> t[3], Vec3
 }
 
 // What the backward needs of joint i's forward step, recorded by ik_tree so
-// that the reverse sweep does not recompute the swing and twist.
+// that the reverse sweep does not redo the swing (its branch and matrix).
+// The twist rotation V and the local rotation R = W V are not kept: the
+// backward rebuilds them from tw and W (a few dozen flops a joint), which
+// keeps the tape, in a CUDA thread's local memory, 144 bytes a joint smaller.
 template <typename T> struct JointTape {
-  Mat3<T> W, V;   // swing and twist rotations
-  Mat3<T> R;      // local rotation W V
+  Mat3<T> W;      // swing rotation
   Vec3<T> x, p;   // target and its parent-frame version G[pa]ᵀ x
   Swing<T> sw;
   Twist<T> tw;
@@ -165,17 +167,6 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
       ks[i] = nn != T(0) ? k : T(0);
     }
   }
-  Mat3<T> V[kNumSmplJoints];   // twist rotations
-  Vec3<T> tb[kNumSmplJoints];  // rest bones
-  Vec3<T> naive[kNumSmplJoints], scaled[M == Mode::kAdaptiveFallback ? kNumSmplJoints : 1];
-  for (int i = 1; i < kNumSmplJoints; ++i) {
-    tb[i] = Vec3<T>{bx[i], by[i], bz[i]};
-    const Twist<T> w = twist_parts(tb[i], tn[i], inv_tn[i], ca[i], cb[i], inv_r[i]);
-    V[i] = twist_matrix(w);
-    naive[i] = Vec3<T>{nx[i], ny[i], nz[i]};
-    if (M == Mode::kAdaptiveFallback) scaled[i] = ks[i] * naive[i];
-    if (tape != nullptr) tape[i].tw = w;
-  }
 
   Vec3<T> t0[3], p0[3];
   pelvis_vectors<T>(joints, rest, t0, p0);
@@ -191,35 +182,42 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
     // |p| = |x|; and the swing's 1/n2 is applied after the products.
     const Vec3<T> Pc = rerooted<T>(joints, c);
     const Vec3<T> off = load_vec<T>(rest, i) - load_vec<T>(rest, pa);
+    // this joint's rest bone, twist and naive targets, from the arrays above
+    // (built here, off the serial chain, rather than kept as arrays of
+    // vectors and matrices: on CUDA those would sit in local memory)
+    const Vec3<T> tb{bx[i], by[i], bz[i]};
+    const Twist<T> tw = twist_parts(tb, tn[i], inv_tn[i], ca[i], cb[i], inv_r[i]);
+    const Mat3<T> V = twist_matrix(tw);
+    const Vec3<T> naive{nx[i], ny[i], nz[i]};
+    const Vec3<T> scaled = M == Mode::kAdaptiveFallback ? ks[i] * naive : Vec3<T>{0, 0, 0};
     if (is_adaptive(M)) q[i] = q[pa] + mv(G[pa], off);
     bool stray;
-    const Vec3<T> x = ik_target<T, M>(Pc, naive[i], M == Mode::kAdaptiveFallback ? scaled[i] : Vec3<T>{0, 0, 0},
-                                      is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, fallback, stray);
+    const Vec3<T> x = ik_target<T, M>(Pc, naive, scaled, is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, fallback,
+                                      stray);
     Vec3<T> p;
     if (M == Mode::kNaive) {
       p = mtv(G[pa], x);
     } else {
       p = mtv(G[pa], Pc - q[pa]) - off;
       if (M == Mode::kAdaptiveFallback) {
-        const Vec3<T> ps = mtv(G[pa], scaled[i]);
+        const Vec3<T> ps = mtv(G[pa], scaled);
         p = Vec3<T>{stray ? ps.x : p.x, stray ? ps.y : p.y, stray ? ps.z : p.z};
       }
     }
-    const Swing<T> sw = swing_parts(tb[i], tn[i], p, norm(x), eps);
+    const Swing<T> sw = swing_parts(tb, tn[i], p, norm(x), eps);
     T scale;
-    const Mat3<T> Wu = swing_matrix(sw, tb[i], scale);  // W = scale · Wu
-    const Mat3<T> MV = mm(Wu, V[i]);
+    const Mat3<T> Wu = swing_matrix(sw, tb, scale);  // W = scale · Wu
+    const Mat3<T> MV = mm(Wu, V);
     G[i] = scale * mm(G[pa], MV);
     const Mat3<T> R = scale * MV;
     if (rot != nullptr)
       for (int k = 0; k < 9; ++k) rot[9 * i + k] = S(R.m[k]);
     if (tape != nullptr) {
       tape[i].W = scale * Wu;
-      tape[i].V = V[i];
-      tape[i].R = R;
       tape[i].x = x;
       tape[i].p = p;
       tape[i].sw = sw;
+      tape[i].tw = tw;
       tape[i].stray = stray;
     }
   }
@@ -289,17 +287,18 @@ HOST_DEVICE inline void ik_backward_sample(const S* grad_rot, const S* joints, c
     const Vec3<T> Ti = load_vec<T>(rest, i);
     const Vec3<T> t = load_vec<T>(rest, c) - Ti;
 
+    const Mat3<T> V = twist_matrix(tp.tw);
     Mat3<T> gR;
     for (int k = 0; k < 9; ++k) gR.m[k] = T(grad_rot[9 * i + k]);
     if (flags.has_rotating_child[i]) {  // else gG[i] = 0
       gR += mm_tn(G[pa], gG[i]);
-      gG[pa] += mm_nt(gG[i], tp.R);
+      gG[pa] += mm_nt(gG[i], mm(tp.W, V));  // gG[i] R[i]ᵀ, R[i] = W V
     }
 
     Vec3<T> gt{0, 0, 0}, gp{0, 0, 0};
     T ga = 0, gb = 0;
     twist_vjp(tp.tw, mm_tn(tp.W, gR), gt, ga, gb);
-    swing_vjp(tp.sw, t, tp.p, tp.W, mm_nt(gR, tp.V), gt, gp);
+    swing_vjp(tp.sw, t, tp.p, tp.W, mm_nt(gR, V), gt, gp);
     grad_twist[2 * (i - 1)] = S(ga);
     grad_twist[2 * (i - 1) + 1] = S(gb);
 
