@@ -1,7 +1,7 @@
 // CUDA kernels of the fused IK: one thread per sample, each running the
 // per-sample drivers of ik_tree.h (the same code the CPU loop runs).  Raw
 // pointers only, no torch headers, so this compiles with plain nvcc
-// (tests/test_ik_cuda_compile.py); ik_cuda.cu adds the torch glue.
+// (tests/test_cuda_compile.py); ik_cuda.cu adds the torch glue.
 #pragma once
 
 #include <cuda_runtime.h>
