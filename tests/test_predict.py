@@ -14,7 +14,7 @@ from hybrik_fast.predict.cli import main as predict_main
 from hybrik_fast.predict.predictor import place, unflip
 from hybrik_fast.train import checkpoint, config
 from hybrik_fast.train.loop import build_model
-from tests_support import random_pose
+from hybrik_fast.benchmark import ik_sample
 
 SMALL = {"image_size": 64, "heatmap_size": [4, 16, 16], "model_kwargs": {"deconv_channels": 16}}
 
@@ -74,7 +74,8 @@ def test_smplx_reproduces_vertices_and_intrinsics_project_joints(predictor, tmp_
 
 def test_place_inverts_the_crop_camera():
     """Joints seen through an off-centre crop of an image camera come back exactly (hand-derived projection)."""
-    rot, rest = random_pose(4, seed=3)
+    sample = ik_sample(4, seed=3)
+    rot, rest = sample.rotmats, sample.rest
     from hybrik_fast import forward_kinematics
     joints = forward_kinematics(rot, rest)                                         # (4, 29, 3) root-relative
     root = torch.tensor([[-1.0, 0.3, 6.0], [0.8, -0.2, 4.0], [2.0, 1.0, 9.0], [0.0, 0.0, 3.0]],
