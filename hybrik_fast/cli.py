@@ -10,6 +10,9 @@ def main(argv=None) -> int:
     if argv and argv[0] in ("train", "eval"):      # their own parsers (hybrik_fast.train.run)
         from .train.run import eval_main, train_main
         return (train_main if argv[0] == "train" else eval_main)(argv[1:])
+    if argv and argv[0] == "compare":               # its own parser (hybrik_fast.train.compare)
+        from .train.compare import compare_main
+        return compare_main(argv[1:])
     parser = argparse.ArgumentParser(prog="hybrik-fast")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="versions, compiled and available backends, device")
@@ -27,7 +30,9 @@ def main(argv=None) -> int:
     p.add_argument("--train-steps", type=int, default=None,
                    help="with --train: timed steps per backend (default 10, 3 with --quick)")
     for name, text in (("train", "train a model (hybrik-fast train --help)"),
-                       ("eval", "evaluate a checkpoint (hybrik-fast eval --help)")):
+                       ("eval", "evaluate a checkpoint (hybrik-fast eval --help)"),
+                       ("compare", "train HybrIK, HybrIK-Transformer and HMR alike and compare them, "
+                                   "with the IK against SMPLify-style fitting (hybrik-fast compare --help)")):
         sub.add_parser(name, help=text, add_help=False)
     p = sub.add_parser("paper", help="the paper's IK checks (round trip, Tables 1 and 3) as tables")
     p.add_argument("--backend", default="auto", help="IK backend (default: auto)")
