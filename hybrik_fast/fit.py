@@ -22,8 +22,12 @@ fitted on CMU poses.
 The root is first turned onto the targets by the pelvis Kabsch step of the
 IK when no initial pose is given (SMPLify's first stage fits the global
 orientation alone).  Then all parameters are optimised by L-BFGS (strong
-Wolfe line search) or Adam until the summed energy decreases by less than
-``ftol`` (relative) over one outer iteration, or ``max_iters``.
+Wolfe line search) or Adam in two stages of graduated non-convexity (Black
+& Rangarajan 1996): σ = GNC_SCALE·sigma, where ρ is nearly quadratic and
+a limb far from its target still gets a gradient, then σ = sigma, where
+outlying joints stop pulling.  Each stage stops when the summed energy
+decreases by less than ``ftol`` (relative) over one outer iteration, or
+after ``max_iters`` / 2 of them.
 
 Shapes: B batch, K joints (24 or 29), M mixture components, D dimensions.
 """
@@ -42,6 +46,7 @@ from .reference.kinematics import pelvis_rotation
 from .skeleton import NUM_BETAS, NUM_JOINTS, NUM_SMPL_JOINTS
 
 POSE_DIM = 3 * (NUM_SMPL_JOINTS - 1)      # joints 1..23, axis-angle
+GNC_SCALE = 10.0                          # the first stage's σ, in units of the final σ
 
 
 # ----------------------------------------------------------------------------- the pose prior
@@ -181,9 +186,10 @@ def smplify_3d(joints: torch.Tensor, body, init=None, *, weight: torch.Tensor | 
     ``(rotmats (B, 24, 3, 3), betas (B, 10))``; weight (B, K) ≥ 0 per joint
     (None: all 1); prior: the pose mixture (None: :func:`default_pose_prior`);
     sigma: the Geman-McClure scale, metres; ``*_weight``: λ of each term;
-    optimizer: "lbfgs" (``max_iters`` outer steps of up to 20 line-searched
-    iterations) or "adam" (``max_iters`` × 20 steps of size ``lr``).
-    Returns :class:`FitResult` (rotmats, betas, loss (B,), iterations).
+    optimizer: "lbfgs" (outer steps of up to 20 line-searched iterations) or
+    "adam" (outer steps of 20 updates of size ``lr``); ``max_iters`` outer
+    steps in all, half per stage.
+    Returns :class:`FitResult` (rotmats, betas, loss (B,), outer iterations run).
     """
     sizes = check_tensor("joints", joints, ("B", "K", 3), dtypes=(torch.float32, torch.float64))
     if sizes["K"] not in (NUM_SMPL_JOINTS, NUM_JOINTS):
@@ -223,18 +229,22 @@ def smplify_3d(joints: torch.Tensor, body, init=None, *, weight: torch.Tensor | 
         total.backward()
         return total
 
-    last = math.inf
-    it = 0
-    for it in range(1, max_iters + 1):
-        if optimizer == "lbfgs":
-            value = float(opt.step(closure).detach())                                 # host sync
-        else:
-            for _ in range(20):
-                value = float(closure())
-                opt.step()
-        if last - value <= ftol * max(abs(last if math.isfinite(last) else value), 1.0):
-            break
-        last = value
+    iterations = 0
+    for stage_sigma in (GNC_SCALE * sigma, sigma):
+        terms["sigma"] = stage_sigma
+        opt.state.clear()                                                    # a new energy
+        last = math.inf
+        for _ in range(max(max_iters // 2, 1)):
+            iterations += 1
+            if optimizer == "lbfgs":
+                value = float(opt.step(closure).detach())                    # host sync
+            else:
+                for _ in range(20):
+                    value = float(closure().detach())
+                    opt.step()
+            if last - value <= ftol * max(abs(last if math.isfinite(last) else value), 1.0):
+                break
+            last = value
     with torch.no_grad():
         loss = energy(aa, betas, **terms)
-    return FitResult(poses.axis_angle_to_matrix(aa.detach()), betas.detach(), loss, it)
+    return FitResult(poses.axis_angle_to_matrix(aa.detach()), betas.detach(), loss, iterations)

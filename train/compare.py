@@ -6,6 +6,7 @@
    and HMR (seed 003) with the preset's backbone, data, seed and a time
    budget of ``--budget`` seconds each, on one training set generated once;
    evaluates the three and the mean-pose baseline on one held-out split.
+   ``--reuse`` keeps the networks already trained in OUT (to redo the tables).
    The transformer follows its paper's recipe: AdamW with the inverse-sqrt
    schedule and a linear warm-up (TRANSFORMER_WARMUP of the run, scaled with
    the run's length), and random patch dropping (the model's ``keep_range``).
@@ -146,8 +147,10 @@ def median_step_ms(run_dir: str, batch_size: int) -> float:
     return 1e3 * statistics.median(batch_size / float(r["images_per_s"]) for r in rows) if rows else float("nan")
 
 
-def compare(base: config.Config, out: str, budget: float = DEFAULT_BUDGET, log=print) -> dict:
-    """Run the comparison (see the module docstring); returns what comparison.json holds."""
+def compare(base: config.Config, out: str, budget: float = DEFAULT_BUDGET, reuse: bool = False,
+            log=print) -> dict:
+    """Run the comparison (see the module docstring); returns what comparison.json holds.
+    ``reuse``: a network whose OUT/<network>/metrics.json exists is not trained again."""
     t_start = time.time()
     if base.threads:
         torch.set_num_threads(base.threads)
@@ -164,7 +167,13 @@ def compare(base: config.Config, out: str, budget: float = DEFAULT_BUDGET, log=p
                                   baselines=name == "hybrik", predictions_png=0)
         config.validate(cfg)
         log(f"--- {name}: {cfg.head} head, {cfg.backbone}, {budget:.0f} s")
-        summaries[name] = s = train(cfg, train_set=train_set, val_set=val_set)
+        done = os.path.join(cfg.out, "metrics.json")
+        if reuse and os.path.exists(done):
+            log(f"reusing the finished run in {cfg.out}")
+            with open(done) as f:
+                summaries[name] = s = json.load(f)
+        else:
+            summaries[name] = s = train(cfg, train_set=train_set, val_set=val_set)
         peak, n_params = step_cost(cfg, train_set, device)
         networks[name] = {**{k: s["trained"][k] for k in METRICS}, "step_ms": median_step_ms(cfg.out, cfg.batch_size),
                           "peak_mb": peak, "params": n_params, "steps": s["steps"], "seconds": s["seconds"]}
@@ -212,10 +221,12 @@ def compare_main(argv=None) -> int:
     p.add_argument("--preset", default="cpu-quick", choices=list(config.PRESETS))
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="training seconds per network")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep the networks already trained in OUT (their metrics.json); redo the rest")
     args, rest = p.parse_known_args(argv)
     try:
         cfg = config.make_config(args.preset, None, _overrides(rest))
-        compare(cfg, args.out, args.budget)
+        compare(cfg, args.out, args.budget, reuse=args.reuse)
     except (config.ConfigError, DataSpecError, TrainingError, FileNotFoundError) as e:
         print(f"hybrik-fast compare: error: {e}", file=sys.stderr)
         return 2 if isinstance(e, config.ConfigError) else 1
