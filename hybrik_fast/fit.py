@@ -189,7 +189,8 @@ def smplify_3d(joints: torch.Tensor, body, init=None, *, weight: torch.Tensor | 
     optimizer: "lbfgs" (outer steps of up to 20 line-searched iterations) or
     "adam" (outer steps of 20 updates of size ``lr``); ``max_iters`` outer
     steps in all, half per stage.
-    Returns :class:`FitResult` (rotmats, betas, loss (B,), outer iterations run).
+    Returns :class:`FitResult` (rotmats, betas, loss (B,), outer iterations run);
+    a sample whose joints hold a NaN gets NaN, and leaves the others' fit alone.
     """
     sizes = check_tensor("joints", joints, ("B", "K", 3), dtypes=(torch.float32, torch.float64))
     if sizes["K"] not in (NUM_SMPL_JOINTS, NUM_JOINTS):
@@ -199,6 +200,8 @@ def smplify_3d(joints: torch.Tensor, body, init=None, *, weight: torch.Tensor | 
     B, K = joints.shape[:2]
     dtype, device = joints.dtype, joints.device
     target = (joints - joints[:, :1]).detach()
+    finite = torch.isfinite(target).all(-1).all(-1)                        # (B,) NaN rows: NaN out
+    target = torch.where(finite[:, None, None], target, torch.zeros_like(target))
     w = torch.ones(B, K, dtype=dtype, device=device) if weight is None else \
         weight.to(dtype=dtype, device=device).expand(B, K)
     if init is None:
@@ -214,8 +217,8 @@ def smplify_3d(joints: torch.Tensor, body, init=None, *, weight: torch.Tensor | 
     betas = betas0.detach().to(dtype).clone().requires_grad_(True)
     gmm = (prior if prior is not None else default_pose_prior()).to(device, dtype)
     lo, hi = _limit_boxes(dtype, device)
-    terms = dict(joints=target, weight=w, basis=shape_basis(body, dtype, device), prior=gmm, sigma=sigma, pose_weight=pose_weight,
-                 shape_weight=shape_weight, limit_weight=limit_weight, lo=lo, hi=hi)
+    terms = dict(joints=target, weight=w, basis=shape_basis(body, dtype, device), prior=gmm, sigma=sigma,
+                 pose_weight=pose_weight, shape_weight=shape_weight, limit_weight=limit_weight, lo=lo, hi=hi)
 
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([aa, betas], lr=1.0, max_iter=20, line_search_fn="strong_wolfe",
@@ -247,4 +250,7 @@ def smplify_3d(joints: torch.Tensor, body, init=None, *, weight: torch.Tensor | 
             last = value
     with torch.no_grad():
         loss = energy(aa, betas, **terms)
-    return FitResult(poses.axis_angle_to_matrix(aa.detach()), betas.detach(), loss, iterations)
+    nan = torch.full((), float("nan"), dtype=dtype, device=device)
+    return FitResult(torch.where(finite[:, None, None, None], poses.axis_angle_to_matrix(aa.detach()), nan),
+                     torch.where(finite[:, None], betas.detach(), nan), torch.where(finite, loss, nan),
+                     iterations)

@@ -103,6 +103,16 @@ def test_fit_adam_and_24_joints(body, prior):
     assert float(r.loss) < 0.5 * float(start.loss)                 # Adam descends from the initial pose
 
 
+def test_fit_nan_sample_only(body, prior):
+    g = torch.Generator().manual_seed(5)
+    rot = poses.sample_rotmats(2, g)
+    joints = hf.forward_kinematics(rot, body.rest_joints(torch.zeros(2, 10, dtype=torch.float64)))
+    joints[1, 7, 0] = float("nan")
+    r = fit.smplify_3d(joints, body, prior=prior, max_iters=2)
+    assert torch.isfinite(r.rotmats[0]).all() and torch.isfinite(r.betas[0]).all() and torch.isfinite(r.loss[0])
+    assert torch.isnan(r.rotmats[1]).all() and torch.isnan(r.betas[1]).all() and torch.isnan(r.loss[1])
+
+
 def test_fit_bad_input(body):
     with pytest.raises(ValueError, match=r"\(B, 24, 3\) or \(B, 29, 3\)"):
         fit.smplify_3d(torch.zeros(1, 17, 3, dtype=torch.float64), body)
