@@ -216,7 +216,7 @@ def compare_main(argv=None) -> int:
     from .data import DataSpecError
     from .loop import TrainingError
     from .run import _overrides
-    p = argparse.ArgumentParser(prog="hybrik-fast compare", description=__doc__.split("\n\n")[1],
+    p = argparse.ArgumentParser(prog="hybrik-fast compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cpu-quick", choices=list(config.PRESETS))
     p.add_argument("--out", default="runs/compare")
