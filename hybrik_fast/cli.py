@@ -13,6 +13,9 @@ def main(argv=None) -> int:
     if argv and argv[0] == "predict":                # its own parser (hybrik_fast.predict.cli)
         from .predict.cli import main as predict_main
         return predict_main(argv[1:])
+    if argv and argv[0] == "compare":                # its own parser (hybrik_fast.train.compare)
+        from .train.compare import compare_main
+        return compare_main(argv[1:])
     parser = argparse.ArgumentParser(prog="hybrik-fast")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="versions, compiled and available backends, device")
@@ -32,7 +35,9 @@ def main(argv=None) -> int:
     for name, text in (("train", "train a model (hybrik-fast train --help)"),
                        ("eval", "evaluate a checkpoint (hybrik-fast eval --help)"),
                        ("predict", "SMPL parameters, meshes and renders of photos and videos "
-                                   "(hybrik-fast predict --help)")):
+                                   "(hybrik-fast predict --help)"),
+                       ("compare", "train HybrIK, HybrIK-Transformer and HMR alike and compare them, "
+                                   "with the IK against SMPLify-style fitting (hybrik-fast compare --help)")):
         sub.add_parser(name, help=text, add_help=False)
     p = sub.add_parser("paper", help="the paper's IK checks (round trip, Tables 1 and 3) as tables")
     p.add_argument("--backend", default="auto", help="IK backend (default: auto)")

@@ -46,12 +46,13 @@ def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     """Rodrigues: axis-angle (…, 3) -> rotation matrix (…, 3, 3).
 
     Uses sin θ/θ and (1 − cos θ)/θ², switching to their Taylor series below
-    θ = 1e-4 where the quotients lose precision, so θ = 0 is exact.
+    θ = 1e-4 where the quotients lose precision, so θ = 0 is exact; the
+    square root is taken of a safe θ² only, so the gradient at θ = 0 is
+    finite (the series' gradient) rather than 0·∞.
     """
     theta2 = (aa * aa).sum(-1)
-    theta = theta2.sqrt()
-    small = theta < 1e-4
-    safe = torch.where(small, torch.ones_like(theta), theta)
+    small = theta2 < 1e-8
+    safe = torch.where(small, torch.ones_like(theta2), theta2).sqrt()
     a = torch.where(small, 1 - theta2 / 6, torch.sin(safe) / safe)              # sin θ / θ
     b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(safe)) / (safe * safe))  # (1 − cos θ)/θ²
     x, y, z = aa.unbind(-1)
@@ -59,6 +60,39 @@ def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     K = torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(*aa.shape, 3)
     eye = torch.eye(3, dtype=aa.dtype, device=aa.device)
     return eye + a[..., None, None] * K + b[..., None, None] * (K @ K)
+
+
+def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
+    """Rotation matrix (…, 3, 3) -> axis-angle (…, 3), angle in [0, π].
+
+    Through the unit quaternion q = (w, v) of R: for each of the four
+    candidates 4w², 4x², 4y², 4z² (from the trace and the diagonal) the
+    largest is the best-conditioned pivot (Shepperd 1978); then
+    θ = 2·atan2(|v|, w) and aa = θ·v/|v|, with θ/|v| → 2 as |v| → 0 written
+    as 2·atan2(|v|, w)/|v| only where |v| > 0 (exactly 0 at the identity).
+    """
+    m = R.reshape(-1, 3, 3)
+    r00, r11, r22 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
+    cand = torch.stack([1 + r00 + r11 + r22, 1 + r00 - r11 - r22,
+                        1 - r00 + r11 - r22, 1 - r00 - r11 + r22], -1)      # 4·(w², x², y², z²)
+    d21, d02, d10 = m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]
+    s21, s02, s10 = m[:, 2, 1] + m[:, 1, 2], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 0] + m[:, 0, 1]
+    # rows: 4·pivot·(w, x, y, z) for the pivot w, x, y, z
+    rows = torch.stack([
+        torch.stack([cand[:, 0], d21, d02, d10], -1),
+        torch.stack([d21, cand[:, 1], s10, s02], -1),
+        torch.stack([d02, s10, cand[:, 2], s21], -1),
+        torch.stack([d10, s02, s21, cand[:, 3]], -1)], 1)                   # (N, 4, 4)
+    best = cand.argmax(-1)
+    q = rows[torch.arange(m.shape[0], device=m.device), best]               # (N, 4)
+    q = q * torch.where(q[:, :1] < 0, -1.0, 1.0)                            # w ≥ 0: θ ≤ π
+    q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
+    w, v = q[:, 0], q[:, 1:]
+    n = torch.linalg.vector_norm(v, dim=-1)
+    pos = n > 0
+    scale = torch.where(pos, 2 * torch.atan2(n, w) / torch.where(pos, n, torch.ones_like(n)),
+                        torch.full_like(n, 2.0))
+    return (scale[:, None] * v).reshape(*R.shape[:-2], 3)
 
 
 def sample_axis_angles(B: int, generator: torch.Generator | None = None,
@@ -84,32 +118,3 @@ def sample_rotmats(B: int, generator: torch.Generator | None = None, dtype=torch
     """(B, 24, 3, 3) local rotations of a random plausible pose."""
     return axis_angle_to_matrix(sample_axis_angles(B, generator, torch.float64, scale)).to(dtype)
 
-
-def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
-    """Rotation matrix (…, 3, 3) -> axis-angle (…, 3), angle in [0, π] (SMPL's convention).
-
-    Via the unit quaternion q = (w, v) of R, computed by Shepperd's method
-    (from the largest of 4w², 4x², 4y², 4z², so no square root of a small
-    difference), signed so that w ≥ 0; then θ = 2·atan2(|v|, w) and
-    aa = v · θ/|v|, with θ/|v| → 2/w (its limit) below |v| = 1e-6.
-    """
-    m = R.reshape(-1, 3, 3)
-    t = torch.stack([1 + m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2], 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2],
-                     1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1)
-    k = t.argmax(-1)                                                # (N,) the largest of 4w², 4x², 4y², 4z²
-    a = m[:, 2, 1] - m[:, 1, 2]                                     # 4wx
-    b = m[:, 0, 2] - m[:, 2, 0]                                     # 4wy
-    c = m[:, 1, 0] - m[:, 0, 1]                                     # 4wz
-    d = m[:, 0, 1] + m[:, 1, 0]                                     # 4xy
-    e = m[:, 0, 2] + m[:, 2, 0]                                     # 4xz
-    f = m[:, 1, 2] + m[:, 2, 1]                                     # 4yz
-    rows = torch.stack([torch.stack([t[:, 0], a, b, c], -1), torch.stack([a, t[:, 1], d, e], -1),
-                        torch.stack([b, d, t[:, 2], f], -1), torch.stack([c, e, f, t[:, 3]], -1)], 1)
-    q = rows[torch.arange(len(k)), k]                               # (N, 4) = 4·q_k·(w, x, y, z)
-    q = q / q.norm(dim=-1, keepdim=True)
-    q = torch.where(q[:, :1] < 0, -q, q)
-    w, v = q[:, 0], q[:, 1:]
-    n = v.norm(dim=-1)
-    small = n < 1e-6
-    ratio = torch.where(small, 2 / w, 2 * torch.atan2(n, w) / torch.where(small, torch.ones_like(n), n))
-    return (v * ratio[:, None]).reshape(*R.shape[:-2], 3)

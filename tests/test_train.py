@@ -93,6 +93,9 @@ def test_multistep_and_invsqrt_schedules():
     f = schedule.lr_factor(cfg, 1000)
     assert f(0) == pytest.approx(0.1) and f(4) == pytest.approx(0.5) and f(9) == pytest.approx(1.0)
     assert f(39) == pytest.approx(0.5) and f(999) == pytest.approx(0.1)   # √(10/40), √(10/1000)
+    f = schedule.lr_factor(make_config("tiny", overrides={"schedule": "invsqrt", "warmup_steps": 0.1}),
+                           200)                                         # a fraction: 20 steps
+    assert f(9) == pytest.approx(0.5) and f(19) == pytest.approx(1.0) and f(79) == pytest.approx(0.5)
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = schedule.build(opt, cfg, 1000)

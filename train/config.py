@@ -53,7 +53,7 @@ class Config:
     schedule: str = "multistep"           # multistep | invsqrt | constant
     milestones: list = field(default_factory=lambda: [0.64, 0.86])   # multistep: fractions of the run (< 1) or steps
     gamma: float = 0.1                    # multistep: factor at each milestone
-    warmup_steps: int = 4000              # invsqrt: linear warm-up length
+    warmup_steps: float = 4000.0          # invsqrt: linear warm-up, a fraction of the run (< 1) or steps
     grad_clip: float = 1.0                # max global grad norm; 0 = no clipping
     amp: str = "auto"                     # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 (CUDA, loss scaling) | off
     loss: dict = field(default_factory=dict)   # keyword arguments of hybrik_fast.losses.HybrIKLoss

@@ -3,8 +3,9 @@
     multistep  the paper's: ×gamma at each milestone (fractions of the run:
                epochs 90 and 120 of 140 are 0.643 and 0.857)
     invsqrt    the transformer paper's: linear warm-up to the base LR over
-               ``warmup`` steps, then ∝ 1/√step  (Vaswani et al. 2017, eq. 3,
-               normalised so the peak is the base LR)
+               ``warmup_steps`` (a fraction of the run if < 1, as the
+               milestones, else steps), then ∝ 1/√step  (Vaswani et al.
+               2017, eq. 3, normalised so the peak is the base LR)
     constant   1
 
 They are plain functions of the step so that the LR is reproducible from the
@@ -41,7 +42,8 @@ def lr_factor(cfg, total_steps: int):
         milestones = sorted(round(m * total_steps) if m < 1 else int(m) for m in cfg.milestones)
         return partial(multistep, milestones=milestones, gamma=cfg.gamma)
     if cfg.schedule == "invsqrt":
-        return partial(invsqrt, warmup=cfg.warmup_steps)
+        w = cfg.warmup_steps
+        return partial(invsqrt, warmup=round(w * total_steps) if w < 1 else int(w))
     return constant
 
 
