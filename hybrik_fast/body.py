@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 
 import numpy as np
 import scipy.sparse
@@ -141,6 +142,31 @@ def _read_arrays(path: str) -> dict:
     return data
 
 
+def _read_npy(path, what: str, shape: tuple) -> torch.Tensor:
+    """A float32 tensor of ``shape`` from a .npy file; ValueError naming the path otherwise."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as e:  # truncated or not a .npy file
+        raise ValueError(f"{path}: not a readable .npy file ({type(e).__name__}: {e})") from e
+    if array.shape != shape or not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{path}: {what} must be a float array of shape {shape}, "
+                         f"got {array.dtype} {array.shape}")
+    return torch.from_numpy(array.astype(np.float32))
+
+
+def load_h36m_regressor(path, num_vertices: int = 6890) -> torch.Tensor:
+    """``J_regressor_h36m.npy`` -> the Human3.6M joint regressor (17, V) float32."""
+    return _read_npy(path, "J_regressor_h36m", (17, num_vertices))
+
+
+def load_mean_betas(path) -> torch.Tensor:
+    """``h36m_mean_beta.npy`` -> the mean shape (10,) float32 (the public ``init_shape``)."""
+    return _read_npy(path, "h36m_mean_beta", (skeleton.NUM_BETAS,))
+
+
 # --------------------------------------------------------------------------
 # the module
 
@@ -225,7 +251,10 @@ class BodyModel(torch.nn.Module):
 
         Keys used: v_template, shapedirs, posedirs, J_regressor (dense or
         scipy.sparse), weights, kintree_table, f, and leaf_vertices when
-        present (otherwise the model must be real SMPL, V = 6890).
+        present (otherwise the model must be real SMPL, V = 6890).  Both
+        published SMPL forms load: v1.0.0 (chumpy pickles, 10 shape
+        components) and v1.1.0 (300 components): the model uses the first
+        10 and warns (UserWarning) when the file has more.
         Raises FileNotFoundError for a missing file and ValueError (naming
         the path) for an unreadable file or a missing/ill-shaped array.
         """
@@ -249,9 +278,13 @@ class BodyModel(torch.nn.Module):
             else:
                 raise ValueError(f"V = {V} is not real SMPL (6890) and the file has no "
                                  "'leaf_vertices' key naming the vertices of joints 24..28")
-            if np.asarray(data["shapedirs"]).shape[-1] < skeleton.NUM_BETAS:
+            num_shape = np.asarray(data["shapedirs"]).shape[-1]
+            if num_shape < skeleton.NUM_BETAS:
                 raise ValueError(f"shapedirs must hold at least {skeleton.NUM_BETAS} shape "
                                  f"directions, got {np.asarray(data['shapedirs']).shape}")
+            if num_shape > skeleton.NUM_BETAS:
+                warnings.warn(f"{path}: the file has {num_shape} shape components; the body "
+                              f"model uses the first {skeleton.NUM_BETAS}", stacklevel=2)
             return cls(data["v_template"], data["shapedirs"], data["posedirs"], J_regressor,
                        data["weights"], data["f"], parents, leaf_vertices, dtype=dtype)
         except (ValueError, TypeError, IndexError) as e:
