@@ -72,7 +72,7 @@ from ..reference.kinematics import swing_rotation
 from ..skeleton import NUM_BETAS, NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST, PARENTS_29, PELVIS_CHILDREN
 from ..soft_argmax import soft_argmax3d
 from .backbone import build_backbone
-from .common import MODEL_BACKENDS
+from .common import MODEL_BACKENDS, check_images
 from .hrnet import FEATURE_CHANNELS, build_hrnet
 from .output import ModelOutput
 
@@ -262,14 +262,7 @@ class PublicHybrIK(nn.Module):
     # ------------------------------------------------------------ inputs
     def check_inputs(self, images, bboxes, img_center) -> None:
         """TypeError / ValueError naming the expected shapes."""
-        want = f"(B, 3, {INPUT_SIZE}, {INPUT_SIZE})"
-        if not isinstance(images, torch.Tensor):
-            raise TypeError(f"images must be a torch.Tensor of shape {want}, got {type(images).__name__}")
-        if not images.is_floating_point():
-            raise TypeError(f"images must be a floating tensor of shape {want}, got dtype {images.dtype}")
-        if images.dim() != 4 or tuple(images.shape[1:]) != (3, INPUT_SIZE, INPUT_SIZE):
-            raise ValueError(f"images must have shape {want} (RGB crops, normalised as the public "
-                             f"demo), got {tuple(images.shape)}")
+        check_images(images, INPUT_SIZE)
         if (bboxes is None) != (img_center is None):
             raise ValueError("pass bboxes (B, 4) and img_center (B, 2) together, or neither")
         B = images.shape[0]
