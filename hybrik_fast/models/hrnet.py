@@ -108,8 +108,7 @@ class HRNet(nn.Module):
             for i in range(len(widths) - 1))
         self.final_feat_layer = _conv_bn(4 * HEAD_WIDTHS[-1], FEATURE_CHANNELS, 1, 1, relu=True,
                                          bias=True)
-        # He initialisation keeps the activations' scale through the ~100 convs
-        # (torch's default shrinks them into float32 denormals, which are slow on CPU)
+        # He initialisation, as the ResNet backbones (a checkpoint replaces it)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
