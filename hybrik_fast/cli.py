@@ -32,6 +32,9 @@ def main(argv=None) -> int:
                         "cpu-quick size (hybrik_fast.train.bench)")
     p.add_argument("--train-steps", type=int, default=None,
                    help="with --train: timed steps per backend (default 10, 3 with --quick)")
+    p.add_argument("--model", choices=("hrnet48", "resnet34"), default=None,
+                   help="instead: the published network's forward at B = 1 and 8, fused vs "
+                        "reference, with the soft-argmax / IK / body shares (hybrik_fast.bench_model)")
     for name, text in (("train", "train a model (hybrik-fast train --help)"),
                        ("eval", "evaluate a checkpoint (hybrik-fast eval --help)"),
                        ("predict", "SMPL parameters, meshes and renders of photos and videos "
@@ -50,6 +53,9 @@ def main(argv=None) -> int:
         from .body import BodyModel
         BodyModel.synthetic(seed=args.seed).save(args.out)
         print(f"wrote {args.out}")
+    elif args.cmd == "bench" and args.model:
+        from .bench_model import main as model_bench_main
+        return model_bench_main(args)
     elif args.cmd == "bench" and args.train:
         from .train.bench import main as train_bench_main
         return train_bench_main(args)

@@ -46,6 +46,8 @@ NUM_JOINTS = 29
 NUM_SMPL_JOINTS = 24
 NUM_TWIST = 23  # joints 1..23; joint i uses twist row i - 1
 NUM_BETAS = 10
+#: pose blend-shape features: the 9 entries of R - I for joints 1..23
+NUM_POSE_FEATURES = 9 * (NUM_SMPL_JOINTS - 1)  # 207
 
 #: left/right pairs, for flip augmentation
 FLIP_PAIRS: tuple[tuple[int, int], ...] = (

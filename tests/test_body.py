@@ -10,7 +10,7 @@ import scipy.sparse
 import torch
 
 from hybrik_fast import BodyModel, skeleton
-from hybrik_fast.body import synthetic_arrays, synthetic_joints
+from hybrik_fast.synthetic_body import synthetic_arrays, synthetic_joints
 from hybrik_fast.reference.kinematics import rigid_transforms
 from tests_support import axis_angle_to_matrix
 

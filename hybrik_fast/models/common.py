@@ -52,15 +52,7 @@ class BodyHeadModel(nn.Module):
     # ------------------------------------------------------------ inputs
     def check_images(self, images) -> None:
         """ValueError naming the expected shape unless images is a floating (B, 3, S, S)."""
-        S = self.image_size
-        want = f"(B, 3, {S}, {S})"
-        if not isinstance(images, torch.Tensor):
-            raise TypeError(f"images must be a torch.Tensor of shape {want}, got {type(images).__name__}")
-        if not images.is_floating_point():
-            raise TypeError(f"images must be a floating tensor of shape {want}, got dtype {images.dtype}")
-        if images.dim() != 4 or tuple(images.shape[1:]) != (3, S, S):
-            raise ValueError(f"images must have shape {want} (RGB, image_size={S}), "
-                             f"got {tuple(images.shape)}")
+        check_images(images, self.image_size)
 
     def load_pretrained_backbone(self, source) -> None:
         """Load a torchvision-layout ImageNet state dict (path or dict) into ``preact``."""
@@ -98,6 +90,19 @@ class BodyHeadModel(nn.Module):
         return ModelOutput(uvd=uvd, joints=joints, twist=twist, betas=betas, rotmats=rotmats,
                            vertices=vertices, joints_from_mesh=joints_from_mesh,
                            camera=camera, sigma=sigma)
+
+def check_images(images, S: int) -> None:
+    """TypeError unless images is a floating tensor, ValueError naming the
+    expected shape unless it is (B, 3, S, S)."""
+    want = f"(B, 3, {S}, {S})"
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor of shape {want}, got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be a floating tensor of shape {want}, got dtype {images.dtype}")
+    if images.dim() != 4 or tuple(images.shape[1:]) != (3, S, S):
+        raise ValueError(f"images must have shape {want} (RGB, image_size={S}), "
+                         f"got {tuple(images.shape)}")
+
 
 def unit_twist(raw: torch.Tensor) -> torch.Tensor:
     """raw (B, 23, 2) -> unit (cos φ, sin φ); a zero vector stays finite (norm floored at 1e-6)."""
