@@ -26,6 +26,24 @@ class TrainedModel(nn.Module):
         super().__init__()
         self.net = net
 
+    # what the Predictor reads off any loaded model: the wrapped network's body,
+    # crop size, ops backend, and its prediction before the IK (``predict``)
+    @property
+    def smpl(self) -> BodyModel:
+        return self.net.smpl
+
+    @property
+    def image_size(self) -> int:
+        return self.net.image_size
+
+    @property
+    def backend(self) -> str:
+        return self.net.backend
+
+    def predict(self, images: torch.Tensor) -> dict:
+        """The wrapped network's ``predict``: images (B, 3, S, S) -> its raw predictions."""
+        return self.net.predict(images)
+
     @classmethod
     def from_checkpoint(cls, path: str, map_location="cpu", backend: str = "auto",
                         body: BodyModel | None = None) -> "TrainedModel":
