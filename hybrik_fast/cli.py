@@ -26,6 +26,9 @@ def main(argv=None) -> int:
                         "cpu-quick size (hybrik_fast.train.bench)")
     p.add_argument("--train-steps", type=int, default=None,
                    help="with --train: timed steps per backend (default 10, 3 with --quick)")
+    p.add_argument("--preset", default=None, choices=("paper",),
+                   help="with --train: 'paper': ResNet-34, 256 px, 29x64^3, batch 8, the four heads, one "
+                        "process each, peak resident set (hybrik_fast.train.bench_memory)")
     for name, text in (("train", "train a model (hybrik-fast train --help)"),
                        ("eval", "evaluate a checkpoint (hybrik-fast eval --help)")):
         sub.add_parser(name, help=text, add_help=False)
