@@ -47,12 +47,14 @@ def test_float64_matches_materialised(shape):
         torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-10)
 
 
-def test_float32_within_twice_the_reference_error():
+def test_float32_within_twice_the_materialised_error():
+    """The chunks add no error of their own: within twice the error of the
+    materialised path with the same (Triton) soft-argmax, against float64."""
     f64, w64, b64 = (t.to(DEVICE) for t in conv_inputs(2, 5, 3, 4, 3, 5, seed=2))
     f, w, b = (t.float() for t in (f64, w64, b64))
     g = make_grad(2, 3, device=DEVICE)
     got = fwd_bwd(fused(3), f, w, b, g)
-    low = fwd_bwd(lambda *a: materialised(*a, 3), f, w, b, g)
+    low = fwd_bwd(lambda *a: materialised(*a, 3, backend="triton"), f, w, b, g)
     ref64 = fwd_bwd(lambda *a: materialised(*a, 3), f64, w64, b64, g)
     for name, x, y, z in zip(("coords", "conf", "d features", "d weight", "d bias"), got, low, ref64):
         assert_within_2x_reference(x, y, z, torch.float32, name)

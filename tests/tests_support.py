@@ -122,12 +122,14 @@ def conv_inputs(B, C, K, D, H, W, dtype=torch.float64, seed=0, bias=True):
     return tuple(None if t is None else t.to(dtype) for t in (f, w, b))
 
 
-def conv_materialised(f, w, b, K):
-    """The oracle: conv2d, view (B, K, D, H, W), the reference soft-argmax -> (coords, conf)."""
-    from hybrik_fast.reference import soft_argmax3d as reference
+def conv_materialised(f, w, b, K, backend="reference"):
+    """The oracle: conv2d, view (B, K, D, H, W), the soft-argmax (the
+    reference unless ``backend`` says otherwise) -> (coords, conf)."""
+    from hybrik_fast import soft_argmax3d
 
     B, _, H, W = f.shape
-    return reference(torch.nn.functional.conv2d(f, w, b).view(B, K, -1, H, W), return_confidence=True)
+    heatmaps = torch.nn.functional.conv2d(f, w, b).view(B, K, w.shape[0] // K, H, W)
+    return soft_argmax3d(heatmaps, return_confidence=True, backend=backend)
 
 
 def conv_fwd_bwd(fn, f, w, b, g):
