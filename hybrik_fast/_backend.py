@@ -47,6 +47,7 @@ ALIASES = {"fused": "auto"}
 #: per op, the backends it has, and which one "auto" prefers on each device
 OPS = {
     "soft_argmax3d": {"backends": ("reference", "cpu", "triton"), "cpu": "cpu", "cuda": "triton"},
+    "conv_soft_argmax3d": {"backends": ("reference", "cpu", "triton"), "cpu": "cpu", "cuda": "triton"},
     "hybrik_ik": {"backends": ("reference", "cpu", "cuda"), "cpu": "cpu", "cuda": "cuda"},
     "forward_kinematics": {"backends": ("reference",), "cpu": "reference", "cuda": "reference"},
     "twist_angles": {"backends": ("reference",), "cpu": "reference", "cuda": "reference"},

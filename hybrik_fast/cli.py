@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", choices=("hrnet48", "resnet34"), default=None,
                    help="instead: the published network's forward at B = 1 and 8, fused vs "
                         "reference, with the soft-argmax / IK / body shares (hybrik_fast.bench_model)")
+    p.add_argument("--preset", default=None, choices=("paper",),
+                   help="with --train: 'paper': ResNet-34, 256 px, 29x64^3, batch 8, the four heads, one "
+                        "process each, peak resident set (hybrik_fast.train.bench_memory)")
     for name, text in (("train", "train a model (hybrik-fast train --help)"),
                        ("eval", "evaluate a checkpoint (hybrik-fast eval --help)"),
                        ("predict", "SMPL parameters, meshes and renders of photos and videos "

@@ -108,3 +108,34 @@ EDGE_CASES = {
     "nan_middle": lambda: _with(heatmaps(2, 3, 4, 5, 6, seed=8), (1, 1, 2, 3, 4), float("nan")),
     "nan_last": lambda: _with(heatmaps(2, 3, 4, 5, 6, seed=8), (1, 1, 3, 4, 5), float("nan")),
 }
+
+
+# ------------------------------------------------ conv_soft_argmax3d: the materialised path
+
+def conv_inputs(B, C, K, D, H, W, dtype=torch.float64, seed=0, bias=True):
+    """features (B, C, H, W), weight (K·D, C, 1, 1), bias (K·D,) or None:
+    logits of a few units, so the heatmaps are neither uniform nor one-hot."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(B, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(K * D, C, 1, 1, generator=g, dtype=torch.float64) * (2.0 / C ** 0.5)
+    b = torch.randn(K * D, generator=g, dtype=torch.float64) if bias else None
+    return tuple(None if t is None else t.to(dtype) for t in (f, w, b))
+
+
+def conv_materialised(f, w, b, K, backend="reference"):
+    """The oracle: conv2d, view (B, K, D, H, W), the soft-argmax (the
+    reference unless ``backend`` says otherwise) -> (coords, conf)."""
+    from hybrik_fast import soft_argmax3d
+
+    B, _, H, W = f.shape
+    heatmaps = torch.nn.functional.conv2d(f, w, b).view(B, K, w.shape[0] // K, H, W)
+    return soft_argmax3d(heatmaps, return_confidence=True, backend=backend)
+
+
+def conv_fwd_bwd(fn, f, w, b, g):
+    """fn(f, w, b) -> (coords, conf); returns coords, conf, d f, d w, d b
+    (None where the input is None) for the loss Σ coords·g."""
+    leaves = [t.detach().requires_grad_() if t is not None else None for t in (f, w, b)]
+    coords, conf = fn(*leaves)
+    (coords * g.to(coords.dtype)).sum().backward()
+    return (coords.detach(), conf) + tuple(t.grad if t is not None else None for t in leaves)

@@ -126,7 +126,16 @@ def format_report(report: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Entry of ``hybrik-fast bench --train`` (uses --device, --threads, --quick, --json, --train-steps)."""
+    """Entry of ``hybrik-fast bench --train`` (uses --device, --threads, --quick, --json, --train-steps,
+    --preset)."""
+    if getattr(args, "preset", None) == "paper":
+        from . import bench_memory
+        report = bench_memory.run(steps=args.train_steps or 2, threads=args.threads[0] if args.threads else None)
+        print()
+        print(bench_memory.format_report(report))
+        if args.json:
+            benchmark.write_json(report, args.json)
+        return 0
     steps = args.train_steps or (2 if args.quick else 10)
     threads = args.threads[0] if args.threads else None
     report = run("tiny" if args.quick else "cpu-quick", steps=steps, device=args.device, threads=threads)

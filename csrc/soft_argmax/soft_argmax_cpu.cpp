@@ -53,13 +53,12 @@
 #include "common/memory.h"
 #include "common/multiversion.h"
 #include "common/output_cache.h"
+#include "soft_argmax/soft_argmax_cpu.h"
 #include "soft_argmax/soft_argmax_op.h"
 
 namespace hybrik_fast {
+namespace soft_argmax_cpu {
 namespace {
-
-// Voxels per block: 4096 floats = 16 KiB, half of a typical L1 data cache.
-constexpr int64_t kBlock = 4096;
 
 // The three hot loops.  They are plain loops under `omp simd`, so GCC
 // vectorises them, reductions included, without -ffast-math.
@@ -213,65 +212,6 @@ bool use_streaming_stores(const at::Tensor& x, const at::Tensor& dx, int64_t blo
          streaming_stores_pay(x.nbytes(), dx.data_ptr(), dx.nbytes(), block_len >= kBlock / 2);
 }
 
-// h-rows per block: as many as fit kBlock voxels, at least one, at most the plane.
-inline int64_t block_rows(int64_t H, int64_t W) { return std::min<int64_t>(H, std::max<int64_t>(1, kBlock / W)); }
-
-// How a row is cut into blocks: `rows` h-rows of W voxels each, never
-// crossing a d-plane; nbh blocks per d-plane, nb per row (the last block of a
-// plane may have fewer h-rows).  wv/hv hold the per-voxel w and relative-h
-// tables of a full block.  The backward walks these blocks.
-//
-// The forward walks the same blocks (planes = 1, super-rows of one h-row)
-// except where h-rows are short (W < kShortRow) and a d-plane holds at most
-// kPlaneBlock/2 voxels: it then takes `planes` whole d-planes per block
-// (super-rows of one plane each: see block_sums), fnb blocks per row.  The
-// thresholds are where per-plane blocks measured faster ("Measurement logs";
-// the per-plane block ends in a pass over a plane-long col and suf).
-constexpr int64_t kShortRow = 32;
-constexpr int64_t kPlaneBlock = 16384;
-
-template <typename acc_t>
-struct Blocking {
-  int64_t D, H, W, rows, len, nbh, nb, planes, fnb;
-  std::vector<acc_t> wv, hv;  // len entries, or H·W when planes > 1
-  Blocking(int64_t D_, int64_t H_, int64_t W_) : D(D_), H(H_), W(W_) {
-    rows = block_rows(H, W);
-    len = rows * W;
-    nbh = (H + rows - 1) / rows;
-    nb = D * nbh;
-    planes = (W < kShortRow && H * W <= kPlaneBlock / 2) ? kPlaneBlock / (H * W) : 1;
-    fnb = planes > 1 ? (D + planes - 1) / planes : nb;
-    const int64_t table = std::max(len, super_row_len());
-    wv.resize(table);
-    hv.resize(table);
-    for (int64_t i = 0; i < table; ++i) {
-      wv[i] = static_cast<acc_t>(i % W);
-      hv[i] = static_cast<acc_t>(i / W);
-    }
-  }
-  // block j of a row: its d, its first h and its voxel offset in the row
-  int64_t d(int64_t j) const { return j / nbh; }
-  int64_t h0(int64_t j) const { return (j % nbh) * rows; }
-  int64_t offset(int64_t j) const { return (d(j) * H + h0(j)) * W; }
-  int64_t size(int64_t j) const { return std::min(rows, H - h0(j)) * W; }
-
-  // Forward block f of a row: its voxels [offset, offset + count·L) are
-  // `count` super-rows of L voxels, starting at plane d0, h-row h0.
-  struct Forward {
-    int64_t offset, count, L, d0, h0;
-    bool by_plane;  // super-row = one d-plane (else one h-row)
-  };
-  Forward forward(int64_t f) const {
-    if (planes > 1) {
-      const int64_t d0 = f * planes;
-      return {d0 * H * W, std::min(planes, D - d0), H * W, d0, 0, true};
-    }
-    return {offset(f), size(f) / W, W, d(f), h0(f), false};
-  }
-  int64_t forward_len() const { return planes > 1 ? planes * H * W : len; }  // voxels of the largest block
-  int64_t super_row_len() const { return planes > 1 ? H * W : W; }
-};
-
 // Half and BFloat16 <-> float over one block, vectorised: fp16 with c10's
 // branch-free bit conversions, bf16 as the upper half of a float's bits,
 // rounded to nearest even on the way back with NaN kept a quiet NaN, exactly
@@ -329,17 +269,82 @@ inline const acc_t* as_acc(const scalar_t* x, int64_t n, acc_t* buf) {
 constexpr int64_t kMinTasks = 256;
 constexpr int64_t kMinSegment = 32768;
 
-// One segment's max m, and Σ e, Σ e·w, Σ e·h, Σ e·d with e = exp(x − m).
-struct Partial {
-  double m, s, sw, sh, sd;
-  bool nan;
-};
+}  // namespace
+
+template <typename scalar_t>
+Partial reduce_blocks(const scalar_t* x, const Blocking<at::opmath_type<scalar_t>>& blk, int64_t f0,
+                      int64_t f1, at::opmath_type<scalar_t>* buf, at::opmath_type<scalar_t>* col,
+                      at::opmath_type<scalar_t>* suf) {
+  using acc_t = at::opmath_type<scalar_t>;
+  acc_t m = -std::numeric_limits<acc_t>::infinity();
+  double s = 0, sw = 0, sh = 0, sd = 0;
+  bool nan = false;
+  for (int64_t f = f0; f < f1; ++f) {
+    const auto b = blk.forward(f);
+    const int64_t n = b.count * b.L;
+    const scalar_t* xf = x + b.offset;
+    const acc_t* xb = as_acc(xf, n, buf);
+    const acc_t bm = block_max(xb, n);
+    if (bm == -std::numeric_limits<acc_t>::infinity()) continue;  // adds exactly 0
+    if (std::isnan(bm)) nan = true;
+    if (bm > m) {  // rescale the sums to the new max
+      const double scale = std::exp(static_cast<double>(m) - static_cast<double>(bm));
+      s *= scale;
+      sw *= scale;
+      sh *= scale;
+      sd *= scale;
+      m = bm;
+    }
+    acc_t part[4];
+    // the next block starts where this one ends (also across d-planes and
+    // rows); prefetching past the tensor's end is harmless
+    const acc_t* next = std::is_same_v<scalar_t, acc_t> ? reinterpret_cast<const acc_t*>(xf + n) : nullptr;
+    block_sums(xb, blk.wv.data(), b.by_plane ? blk.hv.data() : nullptr, b.L, b.count, m, next, col, suf, part);
+    // part[3] = Σ e·J counts planes (from d0) or h-rows (from h0)
+    s += part[0];
+    sw += part[1];
+    sh += part[2] + (b.by_plane ? 0.0 : part[3]) + static_cast<double>(b.h0) * part[0];
+    sd += (b.by_plane ? part[3] : 0.0) + static_cast<double>(b.d0) * part[0];
+  }
+  return {static_cast<double>(m), s, sw, sh, sd, nan};
+}
+
+template <typename acc_t>
+void finish_row(const Partial* p, int64_t S, int64_t D, int64_t H, int64_t W, acc_t* coords, double* lse,
+                acc_t* conf) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  double m = -kInf;
+  bool nan = false;
+  for (int64_t g = 0; g < S; ++g) {
+    m = std::max(m, p[g].m);
+    nan = nan || p[g].nan;
+  }
+  double s = 0, sw = 0, sh = 0, sd = 0;
+  for (int64_t g = 0; g < S; ++g) {
+    if (p[g].m == -kInf) continue;  // an all −inf segment adds exactly 0
+    const double k = std::exp(p[g].m - m);
+    s += k * p[g].s;
+    sw += k * p[g].sw;
+    sh += k * p[g].sh;
+    sd += k * p[g].sd;
+  }
+  if (nan) s = std::numeric_limits<double>::quiet_NaN();
+  // all −inf: s = 0, m = −inf gives coords 0/0 = NaN, lse = −inf and
+  // conf = exp(−inf − −inf) = NaN, as softmax does.
+  coords[0] = static_cast<acc_t>(sw / (s * W) - 0.5);
+  coords[1] = static_cast<acc_t>(sh / (s * H) - 0.5);
+  coords[2] = static_cast<acc_t>(sd / (s * D) - 0.5);
+  const double l = m + std::log(s);
+  *lse = l;
+  *conf = static_cast<acc_t>(std::exp(m - l));
+}
+
+namespace {
 
 template <typename scalar_t>
 void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t W,
                     at::opmath_type<scalar_t>* coords, double* lse, at::opmath_type<scalar_t>* conf) {
   using acc_t = at::opmath_type<scalar_t>;
-  constexpr double kInf = std::numeric_limits<double>::infinity();
   const Blocking<acc_t> blk(D, H, W);
   const int64_t N = D * H * W;
   if (R == 0) return;
@@ -350,68 +355,12 @@ void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t 
     std::vector<acc_t> buf(std::is_same_v<scalar_t, acc_t> ? 0 : blk.forward_len()), col(L), suf(L);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t r = task / S, seg = task % S;
-      const scalar_t* xr = x + r * N;
-      acc_t m = -std::numeric_limits<acc_t>::infinity();
-      double s = 0, sw = 0, sh = 0, sd = 0;
-      bool nan = false;
-      for (int64_t f = seg * blk.fnb / S; f < (seg + 1) * blk.fnb / S; ++f) {
-        const auto b = blk.forward(f);
-        const int64_t n = b.count * b.L;
-        const acc_t* xb = as_acc(xr + b.offset, n, buf.data());
-        const acc_t bm = block_max(xb, n);
-        if (bm == -std::numeric_limits<acc_t>::infinity()) continue;  // adds exactly 0
-        if (std::isnan(bm)) nan = true;
-        if (bm > m) {  // rescale the sums to the new max
-          const double scale = std::exp(static_cast<double>(m) - static_cast<double>(bm));
-          s *= scale;
-          sw *= scale;
-          sh *= scale;
-          sd *= scale;
-          m = bm;
-        }
-        acc_t part[4];
-        // the next block starts where this one ends (also across d-planes
-        // and rows); prefetching past the tensor's end is harmless
-        const acc_t* next = std::is_same_v<scalar_t, acc_t>
-                                ? reinterpret_cast<const acc_t*>(xr + b.offset + n) : nullptr;
-        block_sums(xb, blk.wv.data(), b.by_plane ? blk.hv.data() : nullptr, b.L, b.count, m, next, col.data(),
-                   suf.data(), part);
-        // part[3] = Σ e·J counts planes (from d0) or h-rows (from h0)
-        s += part[0];
-        sw += part[1];
-        sh += part[2] + (b.by_plane ? 0.0 : part[3]) + static_cast<double>(b.h0) * part[0];
-        sd += (b.by_plane ? part[3] : 0.0) + static_cast<double>(b.d0) * part[0];
-      }
-      parts[task] = {static_cast<double>(m), s, sw, sh, sd, nan};
+      parts[task] = reduce_blocks(x + r * N, blk, seg * blk.fnb / S, (seg + 1) * blk.fnb / S, buf.data(),
+                                  col.data(), suf.data());
     }
   });
-  for (int64_t r = 0; r < R; ++r) {
-    const Partial* p = parts.data() + r * S;
-    double m = -kInf;
-    bool nan = false;
-    for (int64_t g = 0; g < S; ++g) {
-      m = std::max(m, p[g].m);
-      nan = nan || p[g].nan;
-    }
-    double s = 0, sw = 0, sh = 0, sd = 0;
-    for (int64_t g = 0; g < S; ++g) {
-      if (p[g].m == -kInf) continue;  // an all −inf segment adds exactly 0
-      const double k = std::exp(p[g].m - m);
-      s += k * p[g].s;
-      sw += k * p[g].sw;
-      sh += k * p[g].sh;
-      sd += k * p[g].sd;
-    }
-    if (nan) s = std::numeric_limits<double>::quiet_NaN();
-    // all −inf: s = 0, m = −inf gives coords 0/0 = NaN, lse = −inf and
-    // conf = exp(−inf − −inf) = NaN, as softmax does.
-    coords[r * 3 + 0] = static_cast<acc_t>(sw / (s * W) - 0.5);
-    coords[r * 3 + 1] = static_cast<acc_t>(sh / (s * H) - 0.5);
-    coords[r * 3 + 2] = static_cast<acc_t>(sd / (s * D) - 0.5);
-    const double l = m + std::log(s);
-    lse[r] = l;
-    conf[r] = static_cast<acc_t>(std::exp(m - l));
-  }
+  for (int64_t r = 0; r < R; ++r)
+    finish_row(parts.data() + r * S, S, D, H, W, coords + r * 3, lse + r, conf + r);
 }
 
 // Backward.  With p = softmax(x) over a row and c_a = Σ_v p_v·i_a(v)/N_a − 0.5
@@ -433,9 +382,32 @@ void forward_kernel(const scalar_t* x, int64_t R, int64_t D, int64_t H, int64_t 
 //   dx = exp(x − hi) · (coef + k·base),   coef = k·(aw·w + ah·h_rel),
 // coef being one table per row (the blocks of a row share their w, h_rel).
 //
+// RowGrad holds a row's terms; the backward kernel below and the fused
+// conv + soft-argmax (csrc/conv_soft_argmax/) call it per block.
+}  // namespace
+
+template <typename acc_t>
+void RowGrad<acc_t>::setup(const acc_t* g, const acc_t* c, double l) {
+  const acc_t aw = g[0] / blk.W;
+  ah = g[1] / blk.H;
+  ad = g[2] / blk.D;
+  C = g[0] * (acc_t(0.5) + c[0]) + g[1] * (acc_t(0.5) + c[1]) + g[2] * (acc_t(0.5) + c[2]);
+  hi = static_cast<acc_t>(l);
+  k = static_cast<acc_t>(std::exp(static_cast<double>(hi) - l));  // exp(−lo)
+  for (int64_t i = 0; i < blk.len; ++i) coef[i] = k * (aw * blk.wv[i] + ah * blk.hv[i]);
+}
+
+template <typename acc_t>
+void RowGrad<acc_t>::block(const acc_t* x, int64_t j, const acc_t* next, acc_t* dx) const {
+  const acc_t base = k * (ah * blk.h0(j) + ad * blk.d(j) - C);
+  block_grad(x, coef.data(), blk.size(j), hi, base, next, dx);
+}
+
+namespace {
+
 // The R·nb blocks run in parallel as one range (so a few rows share out
-// evenly, as in forward); a thread recomputes the per-row terms when its
-// range enters a new row.  `stream` (float only): see use_streaming_stores.
+// evenly, as in forward); a thread sets up the per-row terms when its range
+// enters a new row.  `stream` (float only): see use_streaming_stores.
 template <typename scalar_t>
 void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
                      const at::opmath_type<scalar_t>* coords, const double* lse,
@@ -445,39 +417,31 @@ void backward_kernel(const at::opmath_type<scalar_t>* grad, const scalar_t* x,
   const Blocking<acc_t> blk(D, H, W);
   const int64_t N = D * H * W;
   at::parallel_for(0, R * blk.nb, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf(same ? 0 : blk.len), out(same ? 0 : blk.len), coef(blk.len);
+    std::vector<acc_t> buf(same ? 0 : blk.len), out(same ? 0 : blk.len);
+    RowGrad<acc_t> rg(blk);
     int64_t row = -1;
-    acc_t ah = 0, ad = 0, C = 0, hi = 0, k = 0;
     for (int64_t b = begin; b < end; ++b) {
       const int64_t r = b / blk.nb, j = b % blk.nb;
       if (r != row) {
         row = r;
-        const acc_t gx = grad[r * 3 + 0], gy = grad[r * 3 + 1], gz = grad[r * 3 + 2];
-        const acc_t aw = gx / W;
-        ah = gy / H;
-        ad = gz / D;
-        C = gx * (acc_t(0.5) + coords[r * 3 + 0]) + gy * (acc_t(0.5) + coords[r * 3 + 1]) +
-            gz * (acc_t(0.5) + coords[r * 3 + 2]);
-        hi = static_cast<acc_t>(lse[r]);
-        k = static_cast<acc_t>(std::exp(static_cast<double>(hi) - lse[r]));  // exp(−lo)
-        for (int64_t i = 0; i < blk.len; ++i) coef[i] = k * (aw * blk.wv[i] + ah * blk.hv[i]);
+        rg.setup(grad + r * 3, coords + r * 3, lse[r]);
       }
       const int64_t n = blk.size(j);
       const int64_t off = r * N + blk.offset(j);
       const acc_t* xb = as_acc(x + off, n, buf.data());
-      const acc_t base = k * (ah * blk.h0(j) + ad * blk.d(j) - C);
       if constexpr (same) {
         // the next block starts where this one ends; past the end is harmless
         const acc_t* next = reinterpret_cast<const acc_t*>(x + off + n);
         if constexpr (std::is_same_v<scalar_t, float>) {
           if (stream) {
-            block_grad_stream(xb, coef.data(), n, hi, base, next, dx + off);
+            const acc_t base = rg.k * (rg.ah * blk.h0(j) + rg.ad * blk.d(j) - rg.C);
+            block_grad_stream(xb, rg.coef.data(), n, rg.hi, base, next, dx + off);
             continue;
           }
         }
-        block_grad(xb, coef.data(), n, hi, base, next, dx + off);
+        rg.block(xb, j, next, dx + off);
       } else {
-        block_grad(xb, coef.data(), n, hi, base, nullptr, out.data());
+        rg.block(xb, j, nullptr, out.data());
         from_float(out.data(), n, dx + off);
       }
     }
@@ -532,10 +496,21 @@ at::Tensor soft_argmax3d_bwd_cpu(const at::Tensor& grad_coords, const at::Tensor
 }
 
 }  // namespace
+
+template Partial reduce_blocks<float>(const float*, const Blocking<float>&, int64_t, int64_t, float*,
+                                      float*, float*);
+template Partial reduce_blocks<double>(const double*, const Blocking<double>&, int64_t, int64_t, double*,
+                                       double*, double*);
+template void finish_row<float>(const Partial*, int64_t, int64_t, int64_t, int64_t, float*, double*, float*);
+template void finish_row<double>(const Partial*, int64_t, int64_t, int64_t, int64_t, double*, double*, double*);
+template struct RowGrad<float>;
+template struct RowGrad<double>;
+
+}  // namespace soft_argmax_cpu
 }  // namespace hybrik_fast
 
 // the schemas are in soft_argmax_op.cpp
 TORCH_LIBRARY_IMPL(hybrik_fast_C, CPU, m) {
-  m.impl("soft_argmax3d_fwd", &hybrik_fast::soft_argmax3d_fwd_cpu);
-  m.impl("soft_argmax3d_bwd", &hybrik_fast::soft_argmax3d_bwd_cpu);
+  m.impl("soft_argmax3d_fwd", &hybrik_fast::soft_argmax_cpu::soft_argmax3d_fwd_cpu);
+  m.impl("soft_argmax3d_bwd", &hybrik_fast::soft_argmax_cpu::soft_argmax3d_bwd_cpu);
 }

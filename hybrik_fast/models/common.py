@@ -26,7 +26,7 @@ from .output import ModelOutput
 
 INIT_CAM = (0.9, 0.0, 0.0)
 #: the ops a model passes its ``backend`` to
-MODEL_OPS = ("soft_argmax3d", "hybrik_ik")
+MODEL_OPS = ("soft_argmax3d", "conv_soft_argmax3d", "hybrik_ik")
 #: the backends a model accepts: those both ops have ("auto", "reference", "cpu"), and the alias "fused"
 MODEL_BACKENDS = _backend.shared_backends(MODEL_OPS) + tuple(_backend.ALIASES)
 

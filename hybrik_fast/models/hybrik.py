@@ -6,7 +6,11 @@
          with ``lateral=True`` (not in the paper; the ``cpu-quick`` preset), C4, C3
          and C2 (1×1 convs to the deconv width) are added before the three ReLUs, FPN-style
       -> final_layer: 1×1 conv to K·D channels, viewed as (B, K, D, H, W)
-         (channel k·D + d), -> soft_argmax3d -> uvd (B, 29, 3)
+         (channel k·D + d), -> soft_argmax3d -> uvd (B, 29, 3); with
+         ``fused_head=True`` conv and soft-argmax are one op, conv_soft_argmax3d,
+         that never stores the logits (models/heatmap.py); off by default for
+         now: on CPU its per-joint GEMM tiles ran 4x slower than conv2d plus the
+         fused soft-argmax at the cpu-quick size (16x64x24^2 -> 29x24^3, fwd+bwd)
       -> FC branch: avgpool -> fc1 (C→1024) -> dropout -> fc2 (1024→1024)
          -> dropout -> decshape (β offset from init_shape), decphi (23×2
          twist), deccam (camera, see common.py), decsigma (σ, sigmoid)
@@ -37,8 +41,8 @@ from torch import nn
 
 from ..body import BodyModel
 from ..skeleton import NUM_BETAS, NUM_JOINTS, NUM_TWIST
-from ..soft_argmax import soft_argmax3d
 from .common import BodyHeadModel, unit_twist
+from .heatmap import heatmap_uvd
 from .output import ModelOutput
 
 
@@ -60,9 +64,10 @@ class HybrIKModel(BodyHeadModel):
     def __init__(self, backbone: str = "resnet34", image_size: int = 256,
                  heatmap_size=(64, 64, 64), body: BodyModel | None = None,
                  backend: str = "auto", deconv_channels: int = 256, dropout: float = 0.5,
-                 lateral: bool = False):
+                 lateral: bool = False, fused_head: bool = False):
         super().__init__(backbone, image_size, body, backend)
         self.heatmap_size = check_heatmap_size(heatmap_size)
+        self.fused_head = bool(fused_head)
         D = self.heatmap_size[0]
         cin, ch = self.preact.out_channels, deconv_channels
         layers = []
@@ -104,19 +109,14 @@ class HybrIKModel(BodyHeadModel):
         twist (B, 23, 2) unit, betas (B, 10), camera (B, 3), sigma (B, 29)."""
         self.check_images(images)
         B = images.shape[0]
-        D, H, W = self.heatmap_size
         c2, c3, c4, c5 = self.preact.pyramid(images)                  # c5 (B, C, S/32, S/32)
         y = c5
         for i, c in enumerate((c4, c3, c2)):                          # to S/16, S/8, S/4
             deconv, bn, relu = self.deconv_layers[3 * i:3 * i + 3]
             z = bn(deconv(y))
             y = relu(z if self.lateral is None else z + self.lateral[i](c))
-        logits = self.final_layer(y)                                  # (B, K·D, S/4, S/4)
-        if tuple(logits.shape[-2:]) != (H, W):
-            logits = nn.functional.interpolate(logits, size=(H, W), mode="bilinear",
-                                               align_corners=False)
-        heatmaps = logits.reshape(B, NUM_JOINTS, D, H, W)             # channel k·D + d
-        uvd = soft_argmax3d(heatmaps, backend=self.backend)           # (B, 29, 3)
+        uvd = heatmap_uvd(y, self.final_layer, self.heatmap_size,     # (B, 29, 3)
+                          self.backend, self.fused_head)
 
         x = self.avg_pool(c5).flatten(1)                              # (B, C)
         x = self.drop2(self.fc2(self.drop1(self.fc1(x))))             # (B, 1024)

@@ -1,0 +1,170 @@
+"""``hybrik-fast bench --train --preset paper``: the training step at the paper's
+configuration, one fresh process per head, peak memory as the process's peak RSS.
+
+Configurations (:data:`CONFIGS`), all ResNet-34, 256 px, 29×64³ (the
+``resnet34-3dpw`` preset's model and loss, SyntheticHumans images), batch 8:
+
+- ``reference``: heatmap head, reference ops (conv2d, the reference soft-argmax, the reference IK);
+- ``fused soft-argmax``: heatmap head, ``fused_head=False`` (conv2d, then today's fused soft-argmax);
+- ``conv_soft_argmax3d``: heatmap head, ``fused_head=True`` (the logits never stored);
+- ``transformer``: the HybrIK-Transformer head (fused IK).
+
+Each runs in its own process (``python -m hybrik_fast.train.bench_memory
+NAME``), so that every allocation counts and none is shared: the loop's
+:func:`~.loop.train_step` once to warm up, then the output cache of the
+fused kernels is emptied and the resident set read (VmRSS of
+/proc/self/status): the steady state (weights, optimiser states and the
+batch; train_step frees the gradients at the end of each step).  The peak
+(VmHWM) is then reset (``echo 5 > /proc/self/clear_refs``) and ``steps``
+steps run; step time is their median, the peak is the VmHWM after them.
+``MALLOC_MMAP_THRESHOLD_`` is fixed at 64 KiB in the child, so that glibc
+returns every large freed block at once and the resident set follows the
+live allocations (its default threshold grows to 32 MB and would keep
+freed tensors resident).
+
+The head's share: the same step in a fresh process with the backbone
+replaced by a stub that returns a fixed C5 (B, 512, 8, 8) (a parameter):
+what remains is the head, the IK, the body model and the loss.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+
+BATCH = 8
+PRESET = "resnet34-3dpw"
+#: name -> (config overrides, model options)
+CONFIGS = {
+    "reference": ({"backend": "reference"}, {"fused_head": False}),
+    "fused soft-argmax": ({"backend": "auto"}, {"fused_head": False}),
+    "conv_soft_argmax3d": ({"backend": "auto"}, {"fused_head": True}),
+    "transformer": ({"backend": "auto", "head": "transformer"}, {}),
+}
+#: the issue's targets at batch 8 against "fused soft-argmax"
+TARGET_ABOVE_STEADY = 0.45
+TARGET_STEP = 1.15
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+class StubBackbone(nn.Module):
+    """A backbone that returns a fixed C5 (B, C, S/32, S/32) parameter, for the head's share."""
+
+    def __init__(self, backbone: nn.Module, batch: int, size: int):
+        super().__init__()
+        self.out_channels = backbone.out_channels
+        self.c5 = nn.Parameter(torch.randn(batch, backbone.out_channels, size // 32, size // 32) * 0.1)
+
+    def forward(self, images):
+        return self.c5
+
+    def pyramid(self, images):
+        return None, None, None, self.c5
+
+
+def child(name: str, batch: int, steps: int, head_only: bool) -> dict:
+    """One configuration in this process (see the module docstring)."""
+    import hybrik_fast
+    from . import config
+    from .data import build_dataset, collate
+    from .loop import autocast_dtype, build_loss, build_model, build_optimizer, build_scaler, train_step
+
+    overrides, model_kwargs = CONFIGS[name]
+    cfg = config.make_config(PRESET, overrides={"device": "cpu", "batch_size": batch, "progress": False,
+                                                "data": "synthetic", **overrides})
+    cfg.model_kwargs = dict(model_kwargs)
+    if cfg.head == "transformer":  # it predicts no sigma, so no Laplace term (as its own preset)
+        cfg.loss = dict(cfg.loss, laplace=False)
+    torch.manual_seed(cfg.seed)
+    ds = build_dataset("synthetic:train:%d" % batch, cfg, "train")
+    data = collate([ds[i] for i in range(len(ds))])
+    model = build_model(cfg, torch.device("cpu")).train()
+    if head_only:
+        model.preact = StubBackbone(model.preact, batch, cfg.image_size)
+    loss_fn = build_loss(cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = build_optimizer(cfg, params)
+    amp = autocast_dtype(cfg, torch.device("cpu"))
+    scaler = build_scaler(torch.device("cpu"), amp)
+
+    def step() -> float:
+        t = time.perf_counter()
+        train_step(model, loss_fn, opt, scaler, data, params, cfg.grad_clip, amp)
+        return time.perf_counter() - t
+
+    step()                                                    # warm-up: optimiser states exist
+    hybrik_fast.empty_cache()
+    steady = _status_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                                          # reset VmHWM to the current RSS
+    times = [step() for _ in range(steps)]
+    peak = _status_mb("VmHWM")
+    return {"step_s": statistics.median(times), "peak_mb": peak, "steady_mb": steady,
+            "above_steady_mb": peak - steady, "times": times}
+
+
+def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, log=print) -> dict:
+    """Every configuration, whole step and head only, each in a fresh process."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    rows = {}
+    for name in CONFIGS:
+        for part in ("step", "head"):
+            cmd = [sys.executable, "-m", "hybrik_fast.train.bench_memory", name, str(batch), str(steps), part]
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+            rows.setdefault(name, {})[part] = json.loads(out.strip().splitlines()[-1])
+            r = rows[name][part]
+            log(f"  {name:<20} {part:<5} step {r['step_s']:.2f} s, peak {r['peak_mb']:.0f} MB, "
+                f"steady {r['steady_mb']:.0f} MB, above steady {r['above_steady_mb']:.0f} MB")
+    base, new, tr = rows["fused soft-argmax"]["step"], rows["conv_soft_argmax3d"]["step"], rows["transformer"]["step"]
+    ratios = {"above_steady": new["above_steady_mb"] / base["above_steady_mb"],
+              "step_s": new["step_s"] / base["step_s"]}
+    return {"header": {"preset": PRESET, "batch": batch, "steps": steps, "threads": threads or torch.get_num_threads(),
+                       "torch": torch.__version__, "load": os.getloadavg(),
+                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
+            "rows": rows, "ratios": ratios,
+            "targets": {"above_steady": ratios["above_steady"] <= TARGET_ABOVE_STEADY,
+                        "step_s": ratios["step_s"] <= TARGET_STEP,
+                        "peak_vs_transformer": new["peak_mb"] <= tr["peak_mb"]}}
+
+
+def format_report(report: dict) -> str:
+    h = report["header"]
+    lines = [f"train step, {h['preset']} model (ResNet-34, 256 px, 29x64^3), batch {h['batch']}, CPU, "
+             f"{h['threads']} thread(s), torch {h['torch']}, {h['date']}, load {h['load'][0]:.1f}",
+             f"median of {h['steps']} steps after 1 warm-up, each configuration a fresh process; "
+             "memory = resident set (VmRSS / VmHWM)", "",
+             f"{'':<22}{'step s':>8}{'peak MB':>9}{'steady MB':>11}{'above MB':>10}"
+             f"{'head s':>8}{'head peak':>10}{'head above':>11}"]
+    for name, r in report["rows"].items():
+        s, hd = r["step"], r["head"]
+        lines.append(f"{name:<22}{s['step_s']:>8.2f}{s['peak_mb']:>9.0f}{s['steady_mb']:>11.0f}"
+                     f"{s['above_steady_mb']:>10.0f}{hd['step_s']:>8.2f}{hd['peak_mb']:>10.0f}"
+                     f"{hd['above_steady_mb']:>11.0f}")
+    r, t = report["ratios"], report["targets"]
+    ok = lambda b: "met" if b else "NOT met"  # noqa: E731
+    lines += ["",
+              f"conv_soft_argmax3d / fused soft-argmax: above steady {r['above_steady']:.3f} "
+              f"(target <= {TARGET_ABOVE_STEADY}: {ok(t['above_steady'])}), step time {r['step_s']:.3f} "
+              f"(target <= {TARGET_STEP}: {ok(t['step_s'])})",
+              f"heatmap head (conv_soft_argmax3d) peak <= transformer's: {ok(t['peak_vs_transformer'])}"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    name, batch, steps, part = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    print(json.dumps(child(name, batch, steps, part == "head")))
