@@ -29,6 +29,11 @@ def main(argv=None) -> int:
     for name, text in (("train", "train a model (hybrik-fast train --help)"),
                        ("eval", "evaluate a checkpoint (hybrik-fast eval --help)")):
         sub.add_parser(name, help=text, add_help=False)
+    p = sub.add_parser("export", help="export a checkpoint's whole model (network, IK, body) to ONNX")
+    p.add_argument("--checkpoint", required=True, help="a training checkpoint, or a public one once loadable")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--flip-test", action="store_true", help="bake the flip test into the graph")
     p = sub.add_parser("paper", help="the paper's IK checks (round trip, Tables 1 and 3) as tables")
     p.add_argument("--backend", default="auto", help="IK backend (default: auto)")
     p.add_argument("--model", default=None, help="SMPL-format body model (.pkl/.npz); default: synthetic")
@@ -46,6 +51,9 @@ def main(argv=None) -> int:
     elif args.cmd == "bench":
         from .benchmark import main as bench_main
         return bench_main(args)
+    elif args.cmd == "export":
+        from .onnx_export import main as export_main
+        return export_main(args)
     elif args.cmd == "paper":
         from .body import BodyModel
         from .paper import report

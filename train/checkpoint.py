@@ -136,3 +136,27 @@ def init_weights(model: torch.nn.Module, path: str) -> str:
         raise CheckpointError(f"--init {path!r} ({kind}) does not fit the model: missing "
                               f"{result.missing_keys[:8]}, unexpected {result.unexpected_keys[:8]}")
     return kind
+
+
+def load_model(path: str, map_location="cpu", backend: str = "auto") -> torch.nn.Module:
+    """The model of one of our training checkpoints, built from its config, weights loaded, eval mode.
+
+    ``backend`` replaces the config's op backend.  A file that is not such a
+    checkpoint, or whose weights do not fit its config, raises
+    CheckpointError naming the path.
+    """
+    from hybrik_fast.models import build_model
+
+    from . import config
+    from .loop import build_body
+    path = os.fspath(path)
+    ckpt = load(path, map_location="cpu")
+    try:
+        cfg = config.from_dict(ckpt["config"])
+        model = build_model(head=cfg.head, backbone=cfg.backbone, image_size=cfg.image_size,
+                            heatmap_size=tuple(cfg.heatmap_size), body=build_body(cfg),
+                            backend=backend, **cfg.model_kwargs)
+        model.load_state_dict(model_state(ckpt))
+    except (config.ConfigError, RuntimeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path!r} does not describe a loadable model: {e}") from None
+    return model.to(map_location).eval()

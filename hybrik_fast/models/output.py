@@ -12,11 +12,19 @@ frame, x right, y down, z forward):
     joints_from_mesh  (B, 29, 3)     J_regressor @ vertices (24) + the 5 leaf vertices
     camera            (B, 3)         (s, tx, ty), see hybrik_fast.camera
     sigma             (B, 29) | None per-joint uncertainty in (0, 1) (heatmap head only)
+
+The published networks (:mod:`hybrik_fast.models.public`) also give, and the
+others leave None:
+
+    joints_h36m       (B, 17, 3)     the Human3.6M regressor on the mesh
+    cam_root          (B, 3)         the root joint in the camera frame, metres
+    transl            (B, 3)         the mesh's translation into the camera frame
+    scores            (B, 29)        1 − sigma
 """
 from __future__ import annotations
 
 FIELDS = ("uvd", "joints", "twist", "betas", "rotmats", "vertices", "joints_from_mesh",
-          "camera", "sigma")
+          "camera", "sigma", "joints_h36m", "cam_root", "transl", "scores")
 
 
 class ModelOutput(dict):
