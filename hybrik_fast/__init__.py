@@ -7,9 +7,10 @@ from ._ext import cache_info, empty_cache
 from . import skeleton
 from .body import BodyModel
 from .ik import forward_kinematics, hybrik_ik, twist_angles
+from .onnx_export import export_onnx
 from .soft_argmax import soft_argmax3d
 
 __version__ = "0.1.0"
 
-__all__ = ["BodyModel", "cache_info", "empty_cache", "forward_kinematics", "hybrik_ik", "twist_angles",
+__all__ = ["BodyModel", "cache_info", "empty_cache", "export_onnx", "forward_kinematics", "hybrik_ik", "twist_angles",
            "soft_argmax3d", "skeleton", "__version__"]

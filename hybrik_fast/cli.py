@@ -24,6 +24,10 @@ def main(argv=None) -> int:
     p.add_argument("--train", action="store_true",
                    help="instead: training step time and peak memory, fused vs reference, at the "
                         "cpu-quick size (hybrik_fast.train.bench)")
+    p.add_argument("--onnx", metavar="MODEL,...", default=None,
+                   help="instead: whole-model latency, onnxruntime vs eager (fused ops), CPU, B = 1 and 8, "
+                        "threads from --threads (default 1,2); models: cpu-quick, resnet34 "
+                        "(hybrik_fast.onnx_bench)")
     p.add_argument("--train-steps", type=int, default=None,
                    help="with --train: timed steps per backend (default 10, 3 with --quick)")
     for name, text in (("train", "train a model (hybrik-fast train --help)"),
@@ -48,6 +52,9 @@ def main(argv=None) -> int:
     elif args.cmd == "bench" and args.train:
         from .train.bench import main as train_bench_main
         return train_bench_main(args)
+    elif args.cmd == "bench" and args.onnx:
+        from .onnx_bench import main as onnx_bench_main
+        return onnx_bench_main(args)
     elif args.cmd == "bench":
         from .benchmark import main as bench_main
         return bench_main(args)

@@ -147,7 +147,7 @@ def export_onnx(model: nn.Module, path, opset: int | None = None, flip_test: boo
         with _backend.exporting(), torch.no_grad():
             program = torch.onnx.export(graph, args, dynamic_shapes=shapes, input_names=names,
                                         output_names=list(OUTPUTS), opset_version=opset, dynamo=True,
-                                        external_data=False, verbose=False)
+                                        external_data=False, verbose=False, optimize=False)
     finally:
         model.train(was_training)
     folder = os.path.dirname(path)
