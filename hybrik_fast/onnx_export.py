@@ -15,8 +15,8 @@ Any model works whose forward is ``model(images, [bboxes, img_center,]
 [flip_test=...])`` and returns a :class:`~hybrik_fast.models.ModelOutput`.
 A model that leaves ``cam_root`` None (the package's own heads, crops centred
 on the optical axis) gets ``cam_root = camera.root_from_camera(camera)``;
-``transl`` defaults to ``cam_root`` (the vertices are relative to the posed
-root joint).
+``transl`` defaults to ``cam_root`` minus the root joint (which is at the origin:
+the vertices are relative to the posed root joint), so it equals ``cam_root``.
 
 Needs the ``onnx`` extra (``pip install "hybrik_fast[onnx]"``).
 """
@@ -59,8 +59,8 @@ def output_fields(out) -> dict:
     fields = {name: out.get(name) for name in OUTPUTS}
     if fields["cam_root"] is None:
         fields["cam_root"] = root_from_camera(out["camera"])      # (B, 3)
-    if fields["transl"] is None:
-        fields["transl"] = fields["cam_root"]
+    if fields["transl"] is None:  # cam_root minus the mesh frame's root, the origin (a node of its own)
+        fields["transl"] = fields["cam_root"] - out["joints"][:, 0]
     missing = [n for n, v in fields.items() if v is None]
     if missing:
         raise ValueError(f"the model's output lacks {missing}; an exportable model returns {OUTPUTS}")
