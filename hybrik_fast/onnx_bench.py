@@ -43,7 +43,9 @@ def run(models=("cpu-quick",), threads=(1, 2), batches=(1, 8), budget: float = 2
     """Median milliseconds per call, {model: {threads: {B: {"eager": ms, "onnx": ms}}}}, plus the header."""
     from .onnx_engine import OnnxModel
     from .onnx_export import export_onnx
+    import onnxruntime
     report = {"header": header(torch.device("cpu"), torch.float32), "rows": []}
+    report["header"]["versions"]["onnxruntime"] = onnxruntime.__version__
     before = torch.get_num_threads()
     try:
         for name in models:
