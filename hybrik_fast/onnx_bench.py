@@ -21,20 +21,23 @@ import torch
 
 from .benchmark import header, header_lines, measure, timer, write_json
 
-#: model name -> build_model arguments (random weights)
+#: model name -> build_model arguments (random weights); "cpu-quick" is the training preset's model
 MODELS = {
-    "cpu-quick": dict(backbone="resnet18", image_size=64, heatmap_size=(24, 24, 24),
-                      deconv_channels=64, lateral=True),
+    "cpu-quick": None,
     "resnet34": dict(backbone="resnet34", image_size=256, heatmap_size=(64, 64, 64)),
 }
 
 
 def build(name: str) -> torch.nn.Module:
     """The model ``name`` of :data:`MODELS`, random weights (seed 0), eval mode."""
-    from .models import build_model
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
     torch.manual_seed(0)
+    if MODELS[name] is None:
+        from .train import config
+        from .train.loop import build_model as from_config
+        return from_config(config.make_config(name), torch.device("cpu")).eval()
+    from .models import build_model
     return build_model(**MODELS[name]).eval()
 
 

@@ -167,7 +167,7 @@ def test_fallback_is_a_per_sample_select(tmp_path):
     path = str(tmp_path / "ik.onnx")
     batch = torch.export.Dim("batch", min=1)
     with _backend.exporting():
-        prog = torch.onnx.export(IK(), (joints, s.twist, s.rest), dynamo=True,
+        prog = torch.onnx.export(IK().eval(), (joints, s.twist, s.rest), dynamo=True,
                                  dynamic_shapes=({0: batch}, {0: batch}, {0: batch}))
     prog.save(path)
     import onnxruntime as ort
