@@ -8,6 +8,7 @@ from . import skeleton
 from .body import BodyModel
 from .conv_soft_argmax import conv_soft_argmax3d
 from .ik import forward_kinematics, hybrik_ik, twist_angles
+from .onnx_export import export_onnx
 from .soft_argmax import soft_argmax3d
 
 __version__ = "0.1.0"
@@ -21,5 +22,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'hybrik_fast' has no attribute {name!r}")
 
 
-__all__ = ["BodyModel", "Predictor", "cache_info", "conv_soft_argmax3d", "empty_cache", "forward_kinematics",
-           "hybrik_ik", "twist_angles", "soft_argmax3d", "skeleton", "__version__"]
+__all__ = ["BodyModel", "Predictor", "cache_info", "conv_soft_argmax3d", "empty_cache", "export_onnx",
+           "forward_kinematics", "hybrik_ik", "twist_angles", "soft_argmax3d", "skeleton", "__version__"]

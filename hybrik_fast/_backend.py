@@ -27,9 +27,15 @@ a backend that an op lacks, or that cannot run on the tensor's device, does
 not raise: that op runs what ``"auto"`` would pick and warns once (per op,
 value and device type), naming the backend it used.  An unknown name in the
 variable raises ValueError.
+
+While :func:`exporting` is active (``hybrik_fast.export_onnx`` traces a
+model inside it) every op runs its export decomposition
+(:mod:`hybrik_fast.export_ops`) whatever its ``backend``: tensor algebra
+that the ONNX exporter can follow, without SVD or host synchronisation.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -54,6 +60,23 @@ OPS = {
 }
 
 _warned: set = set()  # keys of the warnings given once
+_exporting = [False]  # set by exporting()
+
+
+@contextlib.contextmanager
+def exporting():
+    """Within this block every op runs its export decomposition (module docstring)."""
+    before = _exporting[0]
+    _exporting[0] = True
+    try:
+        yield
+    finally:
+        _exporting[0] = before
+
+
+def is_exporting() -> bool:
+    """True inside :func:`exporting`."""
+    return _exporting[0]
 
 
 def _choices(names) -> str:

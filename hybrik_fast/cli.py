@@ -30,6 +30,10 @@ def main(argv=None) -> int:
     p.add_argument("--train", action="store_true",
                    help="instead: training step time and peak memory, fused vs reference, at the "
                         "cpu-quick size (hybrik_fast.train.bench)")
+    p.add_argument("--onnx", metavar="MODEL,...", default=None,
+                   help="instead: whole-model latency, onnxruntime vs eager (fused ops), CPU, B = 1 and 8, "
+                        "threads from --threads (default 1,2); models: cpu-quick, resnet34 "
+                        "(hybrik_fast.onnx_bench)")
     p.add_argument("--train-steps", type=int, default=None,
                    help="with --train: timed steps per backend (default 10, 3 with --quick)")
     p.add_argument("--model", choices=("hrnet48", "resnet34"), default=None,
@@ -45,6 +49,11 @@ def main(argv=None) -> int:
                        ("compare", "train HybrIK, HybrIK-Transformer and HMR alike and compare them, "
                                    "with the IK against SMPLify-style fitting (hybrik-fast compare --help)")):
         sub.add_parser(name, help=text, add_help=False)
+    p = sub.add_parser("export", help="export a checkpoint's whole model (network, IK, body) to ONNX")
+    p.add_argument("--checkpoint", required=True, help="a training checkpoint, or a public one once loadable")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--flip-test", action="store_true", help="bake the flip test into the graph")
     p = sub.add_parser("paper", help="the paper's IK checks (round trip, Tables 1 and 3) as tables")
     p.add_argument("--backend", default="auto", help="IK backend (default: auto)")
     p.add_argument("--model", default=None, help="SMPL-format body model (.pkl/.npz); default: synthetic")
@@ -62,9 +71,15 @@ def main(argv=None) -> int:
     elif args.cmd == "bench" and args.train:
         from .train.bench import main as train_bench_main
         return train_bench_main(args)
+    elif args.cmd == "bench" and args.onnx:
+        from .onnx_bench import main as onnx_bench_main
+        return onnx_bench_main(args)
     elif args.cmd == "bench":
         from .benchmark import main as bench_main
         return bench_main(args)
+    elif args.cmd == "export":
+        from .onnx_export import main as export_main
+        return export_main(args)
     elif args.cmd == "paper":
         from .body import BodyModel
         from .paper import report

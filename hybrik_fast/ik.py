@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 
-from . import _backend, _ext, reference
+from . import _backend, _ext, export_ops, reference
 from ._validate import check_same, check_tensor, shape_str
 from .skeleton import NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST
 
@@ -104,6 +104,8 @@ def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tens
     differentiate joints, twist and rest_joints with a hand-written backward.
     """
     _check_ik(joints, twist, rest_joints, mode, fallback)
+    if _backend.is_exporting():
+        return export_ops.hybrik_ik(joints, twist, rest_joints, mode, fallback)
     impl = _backend.resolve("hybrik_ik", backend, joints.device)
     if impl == "reference":
         return reference.hybrik_ik(joints, twist, rest_joints, mode, fallback)

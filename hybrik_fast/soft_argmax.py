@@ -107,7 +107,7 @@ def soft_argmax3d(heatmaps: torch.Tensor, return_confidence: bool = False,
     """
     _check_heatmaps(heatmaps)
     impl = _backend.resolve("soft_argmax3d", backend, heatmaps.device)
-    if impl == "reference":
+    if impl == "reference" or _backend.is_exporting():  # the export decomposition is the reference
         return reference.soft_argmax3d(heatmaps, return_confidence)
     coords, _, conf = _fused(heatmaps, impl)
     coords = coords.to(heatmaps.dtype)  # (B, K, 3)

@@ -38,6 +38,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-render", action="store_true", help="no JPEG / mp4 overlays")
     p.add_argument("--batch-size", type=int, default=16, help="crops per network call (default 16)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--onnx", metavar="MODEL.onnx", default=None,
+                   help="run the network through onnxruntime (hybrik-fast export of the same checkpoint)")
     p.add_argument("--no-smooth", action="store_true", help="video: no one-euro smoothing")
     p.add_argument("--focal", type=float, default=None,
                    help="focal length in pixels (default: the image's longer side)")
@@ -167,7 +169,8 @@ def main(argv=None) -> int:
         if args.device == "cuda" and not torch.cuda.is_available():
             raise PredictError("--device cuda: no CUDA device is available")
         predictor = Predictor(args.checkpoint, device=args.device, flip_test=args.flip_test,
-                              batch_size=args.batch_size, detector=args.detector, focal_length=args.focal)
+                              batch_size=args.batch_size, detector=args.detector, focal_length=args.focal,
+                              engine="onnx" if args.onnx else "torch", onnx_path=args.onnx)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"hybrik-fast predict: error: {e}", file=sys.stderr)
         return 1

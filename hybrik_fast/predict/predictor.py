@@ -57,34 +57,10 @@ class PredictError(ValueError):
     """Input the predictor cannot use: a checkpoint that is no model, a video that cannot be opened, ..."""
 
 
-def _load_own_checkpoint(path, map_location="cpu", backend="auto") -> torch.nn.Module:
-    """A checkpoint written by ``hybrik-fast train`` -> its model, eval mode, on ``map_location``."""
-    from ..models import build_model
-    from ..train import config
-    from ..train.checkpoint import CheckpointError, load, model_state
-    from ..train.loop import build_body
-    try:
-        ckpt = load(path, map_location="cpu")
-        cfg = config.from_dict(ckpt["config"])
-        model = build_model(head=cfg.head, backbone=cfg.backbone, image_size=cfg.image_size,
-                            heatmap_size=tuple(cfg.heatmap_size), body=build_body(cfg),
-                            backend=backend, **cfg.model_kwargs)
-        model.load_state_dict(model_state(ckpt))
-    except (CheckpointError, config.ConfigError, RuntimeError, KeyError) as e:
-        raise PredictError(f"{path!r} is not a usable model checkpoint: {e}") from None
-    return model.to(map_location).eval()
-
-
 def load_model(path, device="cpu", backend="auto") -> torch.nn.Module:
-    """The model of a checkpoint, eval mode: the one place a checkpoint is opened.
-
-    ``hybrik_fast.models.load_checkpoint`` (public checkpoints, issue 14)
-    where the package has it, else the project's own training checkpoints.
-    """
-    try:
-        from ..models import load_checkpoint
-    except ImportError:
-        load_checkpoint = _load_own_checkpoint
+    """The model of a checkpoint (published or ours), eval mode:
+    :func:`hybrik_fast.models.load_checkpoint`."""
+    from ..models import load_checkpoint
     return load_checkpoint(path, map_location=device, backend=backend)
 
 
@@ -128,17 +104,28 @@ class Predictor:
     flip_test: average each crop's prediction with its mirror's;
     batch_size: crops per network call; detector: "hog" | "none" |
     "onnx:PATH" | a callable (see :mod:`.detect`); focal_length: pixels, None
-    for max(H, W); backend: the ops' backend ("auto" | "reference" | ...).
+    for max(H, W); backend: the ops' backend ("auto" | "reference" | ...);
+    engine: "torch", or "onnx" to run the network through onnxruntime from
+    ``onnx_path`` (``hybrik-fast export``; CPU; the checkpoint still gives the
+    body model, and the IK and body run as with "torch").
     ``seconds`` and ``cpu_seconds`` accumulate the wall and CPU time of each stage.
     """
 
     def __init__(self, checkpoint, device="cpu", flip_test: bool = False, batch_size: int = 16,
-                 detector="hog", focal_length: float | None = None, backend: str = "auto"):
+                 detector="hog", focal_length: float | None = None, backend: str = "auto",
+                 engine: str = "torch", onnx_path=None):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if engine not in ("torch", "onnx") or (engine == "onnx") != (onnx_path is not None):
+            raise ValueError(f"engine must be 'torch', or 'onnx' with onnx_path; got {engine!r}, {onnx_path!r}")
         self.device = torch.device(device)
+        if engine == "onnx" and self.device.type != "cpu":
+            raise ValueError(f"engine 'onnx' runs on the CPU, got device {device!r}")
         self.model = load_model(checkpoint, self.device, backend)
         self.body = self.model.smpl
+        if engine == "onnx":   # the network's outputs from the graph (its cam_root gives the depth)
+            from ..onnx_engine import OnnxModel
+            self.model = OnnxModel(onnx_path, body=self.body)
         self.faces = self.body.faces.cpu().numpy()                  # (F, 3)
         self.image_size = getattr(self.model, "image_size", 256)  # the public models' crops: 256
         self.flip_test, self.batch_size = flip_test, batch_size

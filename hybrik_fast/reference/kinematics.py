@@ -168,19 +168,23 @@ def forward_kinematics(rotmats: torch.Tensor, rest_joints: torch.Tensor) -> torc
 
 
 def hybrik_ik(joints: torch.Tensor, twist: torch.Tensor, rest_joints: torch.Tensor,
-              mode: str = "adaptive", fallback: float | None = 0.015) -> torch.Tensor:
+              mode: str = "adaptive", fallback: float | None = 0.015,
+              pelvis=pelvis_rotation) -> torch.Tensor:
     """HybrIK: local rotations (B, 24, 3, 3) from joints, twist and rest pose.
 
     joints (B, 29, 3), twist (B, 23, 2), rest_joints (B, 29, 3).  ``mode`` is
     "adaptive" (Alg. 2) or "naive" (Alg. 1); ``fallback`` (metres, adaptive
     only, None disables) switches a joint of a sample to the naive target when
-    the adaptive target strays further than that from it.
+    the adaptive target strays further than that from it.  ``pelvis`` maps
+    (P, T) (B, 29, 3) in float64 to R0 (B, 3, 3): :func:`pelvis_rotation`
+    (Kabsch by SVD) here; the ONNX export passes an SVD-free solver
+    (:func:`hybrik_fast.export_ops.pelvis_rotation_horn`).
     """
     dtype, eps = joints.dtype, torch.finfo(joints.dtype).eps
     P = (joints - joints[:, :1]).double()                       # (B, 29, 3)
     T = rest_joints.double()
     twist = twist.double()
-    G = [pelvis_rotation(P, T)]                                 # global rotations
+    G = [pelvis(P, T)]                                          # global rotations
     R = [G[0]]                                                  # local rotations
     q = [torch.zeros_like(P[:, 0])]                             # reconstructed joints
     for i in range(1, NUM_SMPL_JOINTS):
