@@ -85,7 +85,11 @@ class ExportGraph(nn.Module):
         """images (B, 3, S, S)[, bboxes (B, 4), img_center (B, 2)] -> the tuple of :data:`OUTPUTS`."""
         boxes = {"bboxes": bboxes, "img_center": img_center} if self.boxes else {}
         fields = output_fields(self.model(images, **boxes, **self.kwargs))
-        return tuple(fields[n] for n in OUTPUTS)
+        outs: list[torch.Tensor] = []
+        for name in OUTPUTS:       # one tensor under two names (transl is cam_root): a node of its own
+            t = fields[name]
+            outs.append(t.clone() if any(t is o for o in outs) else t)
+        return tuple(outs)
 
 
 def check_writable(path) -> str:

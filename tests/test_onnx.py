@@ -138,7 +138,8 @@ def test_onnxruntime_matches_eager(exported, B, kind):
         want = output_fields(model(images))
         rest = model.smpl.rest_joints(got.betas)
         rotmats = hybrik_fast.hybrik_ik(got.joints, got.twist, rest, backend="auto")   # fused
-        want["rotmats"], want["vertices"] = rotmats, model.mesh(rotmats, got.betas)[0]
+        net = getattr(model, "net", model)                     # a training checkpoint's model is wrapped
+        want["rotmats"], want["vertices"] = rotmats, net.mesh(rotmats, got.betas)[0]
     for field in OUTPUTS:
         assert got[field].shape == want[field].shape, field
         err = (got[field] - want[field]).abs().max().item()
