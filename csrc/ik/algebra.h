@@ -19,10 +19,18 @@ IK_INLINE double sqrt_(double x) { return ::sqrt(x); }
 IK_INLINE float abs_(float x) { return ::fabsf(x); }
 IK_INLINE double abs_(double x) { return ::fabs(x); }
 // false for ±inf and NaN (no -ffast-math anywhere in this build)
-template <typename T> IK_INLINE bool finite_(T x) { return x - x == T(0); }
-template <typename T> IK_INLINE T nan_();
-template <> IK_INLINE float nan_<float>() { return ::nanf(""); }
-template <> IK_INLINE double nan_<double>() { return ::nan(""); }
+template <typename T> IK_INLINE auto finite_(T x) { return x - x == T(0); }
+
+// Per-sample branches are written as selects, so that T may also be a
+// vector of samples (simd::Lanes in csrc/common/simd.h, the CPU's lane
+// groups), whose comparisons give a mask_t<T>: bool here.  A branch whose
+// alternative is costly is guarded by any_(mask), a plain branch here.
+template <typename T> using mask_t = decltype(T() < T());
+// the number type of T (ik_simd.h: double for simd::Lanes)
+template <typename T> struct ElementOf { using type = T; };
+IK_INLINE float select_(bool m, float a, float b) { return m ? a : b; }
+IK_INLINE double select_(bool m, double a, double b) { return m ? a : b; }
+IK_INLINE bool any_(bool m) { return m; }
 
 // ---------------------------------------------------------------- algebra
 
@@ -110,6 +118,14 @@ template <typename T> IK_INLINE T inner(const Mat3<T>& a, const Mat3<T>& b) {
 // (A + Aᵀ) v
 template <typename T> IK_INLINE Vec3<T> sym_mv(const Mat3<T>& a, Vec3<T> v) {
   return mv(a, v) + mtv(a, v);
+}
+template <typename T> IK_INLINE Vec3<T> select_(mask_t<T> m, Vec3<T> a, Vec3<T> b) {
+  return {select_(m, a.x, b.x), select_(m, a.y, b.y), select_(m, a.z, b.z)};
+}
+template <typename T> IK_INLINE Mat3<T> select_(mask_t<T> m, const Mat3<T>& a, const Mat3<T>& b) {
+  Mat3<T> r;
+  for (int k = 0; k < 9; ++k) r.m[k] = select_(m, a.m[k], b.m[k]);
+  return r;
 }
 
 }  // namespace ik

@@ -2,7 +2,11 @@
 // (ik_cpu.cpp) and the CUDA kernel (ik_cuda_kernel.cuh).
 //
 // Everything here is a HOST_DEVICE inline function on one sample's raw,
-// contiguous data, so the CPU tests exercise exactly the code the GPU runs.
+// contiguous data, templated on the compute type T: double on the GPU (one
+// thread per sample) and in the CPU's scalar variant, simd::Lanes<N> (N
+// samples, one per SIMD lane) in the CPU's lane groups (ik_simd.h).  So the
+// per-sample branches are masks and selects (select_, any_), and the CPU
+// tests exercise the formulas the GPU runs.
 // The semantics are those of hybrik_fast/reference/kinematics.py (its module
 // docstring is the specification); the paper is Li et al., "HybrIK", CVPR
 // 2021, Alg. 1 (naive) and Alg. 2 (adaptive).
@@ -41,41 +45,41 @@ namespace ik {
 // the target from P[c], the naive target n = P[c] − P[i], its rescaled
 // version s (fallback mode only) and q[i] (adaptive modes only)
 template <typename T, Mode M>
-IK_INLINE Vec3<T> ik_target(Vec3<T> Pc, Vec3<T> naive, Vec3<T> scaled, Vec3<T> qi, T fallback, bool& stray) {
-  stray = false;
+IK_INLINE Vec3<T> ik_target(Vec3<T> Pc, Vec3<T> naive, Vec3<T> scaled, Vec3<T> qi, T fallback, mask_t<T>& stray) {
+  stray = T(0) != T(0);
   if (M == Mode::kNaive) return naive;
   const Vec3<T> adaptive = Pc - qi;
   if (M == Mode::kAdaptive) return adaptive;
   const Vec3<T> d = adaptive - scaled;
   stray = dot(d, d) > fallback * fallback;  // |d| > f (f >= 0) without a square root on the chain
-  return stray ? scaled : adaptive;
+  return select_(stray, scaled, adaptive);
 }
 
 // VJP of the target: g = ∂L/∂target into gPc, gPi, gqi and gt.
 // The rescaled naive target s = n |t| / |n| has
 //   gn = (|t|/|n|)(g − n̂ (n̂·g)),   gt = t̂ (n̂·g)   (0 where t = 0 or n = 0).
 template <typename T, Mode M>
-IK_INLINE void ik_target_vjp(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> t, T tn, bool stray, Vec3<T> g,
+IK_INLINE void ik_target_vjp(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> t, T tn, mask_t<T> stray, Vec3<T> g,
                                       Vec3<T>& gPc, Vec3<T>& gPi, Vec3<T>& gqi, Vec3<T>& gt) {
   if (M == Mode::kNaive) {
     gPc += g;
     gPi -= g;
     return;
   }
-  if (!stray) {
-    gPc += g;
-    gqi -= g;
-    return;
-  }
+  const Vec3<T> zero{0, 0, 0};
+  const Vec3<T> ga = select_(stray, zero, g);  // the adaptive target's share
+  gPc += ga;
+  gqi -= ga;
+  if (M == Mode::kAdaptive || !any_(stray)) return;
   const Vec3<T> n = Pc - Pi;
   const T nn = norm(n);
-  if (nn == T(0)) return;
+  const mask_t<T> live = stray && nn != T(0);
   const Vec3<T> nh = (T(1) / nn) * n;
   const T ng = dot(nh, g);
-  const Vec3<T> gn = (tn / nn) * (g - ng * nh);
+  const Vec3<T> gn = select_(live, (tn / nn) * (g - ng * nh), zero);
   gPc += gn;
   gPi -= gn;
-  if (tn != T(0)) gt += (ng / tn) * t;
+  gt += select_(live && tn != T(0), (ng / tn) * t, zero);
 }
 
 // ---------------------------------------------------------------- drivers
@@ -85,7 +89,8 @@ IK_INLINE void ik_target_vjp(Vec3<T> Pc, Vec3<T> Pi, Vec3<T> t, T tn, bool stray
 // answer by up to ~2e-5 on distal joints in adaptive mode (rounding in the
 // reconstructed joints q accumulates down the tree), and this way the fused
 // float result is the exact answer rounded once.  The CPU and CUDA paths
-// instantiate the same types, so they run the same arithmetic.  (On the GPU
+// compute in double (the CPU's lane groups a vector of doubles, one per
+// sample), so they run the same arithmetic up to FMA contraction.  (On the GPU
 // this costs fp64 throughput, which the per-sample work, ~10 kflop, does not
 // notice on data-centre parts.)  Branch thresholds that the reference ties
 // to its dtype (the half-turn test) use the input's epsilon.
@@ -124,18 +129,22 @@ template <typename T> struct JointTape {
   Vec3<T> x, p;   // target and its parent-frame version G[pa]ᵀ x
   Swing<T> sw;
   Twist<T> tw;
-  bool stray;     // the fallback took the rescaled naive target
+  mask_t<T> stray;  // the fallback took the rescaled naive target
 };
 
 // The whole tree for one sample: global rotations G (24) and, in adaptive
 // modes, reconstructed joints q (24).  With rot non-null the local rotations
 // are stored there (24 x 9); with tape non-null (the backward) each joint's
 // step is recorded there (entries 1..23).
-template <typename S, Mode M, typename T = opmath_t<S>>
+//
+// S is the storage type and T the compute type; E is the dtype the inputs
+// came in (its epsilon is the half-turn test's), S unless the CPU's lane
+// groups (ik_simd.h) have already converted them into S = T = simd::Lanes.
+template <typename S, Mode M, typename T = opmath_t<S>, typename E = S>
 IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallback, Mat3<T>* G,
                                 Vec3<T>* q, S* rot, JointTape<T>* tape) {
   constexpr Topology topo = topology();
-  const T eps = T(machine_eps<S>());
+  const T eps = T(machine_eps<E>());
   // Per-joint quantities that do not depend on the tree, computed for all
   // joints before the walk: the rest bone t = T[c] − T[i] and |t|, the twist
   // rotation V, the naive target n = P[c] − P[i] and (fallback) its rescaled
@@ -164,7 +173,7 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
     if (M == Mode::kAdaptiveFallback) {
       const T nn = sqrt_(nx[i] * nx[i] + ny[i] * ny[i] + nz[i] * nz[i]);
       const T k = tn[i] / nn;  // computed unconditionally: the select below vectorises
-      ks[i] = nn != T(0) ? k : T(0);
+      ks[i] = select_(nn != T(0), k, T(0));
     }
   }
 
@@ -191,7 +200,7 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
     const Vec3<T> naive{nx[i], ny[i], nz[i]};
     const Vec3<T> scaled = M == Mode::kAdaptiveFallback ? ks[i] * naive : Vec3<T>{0, 0, 0};
     if (is_adaptive(M)) q[i] = q[pa] + mv(G[pa], off);
-    bool stray;
+    mask_t<T> stray;
     const Vec3<T> x = ik_target<T, M>(Pc, naive, scaled, is_adaptive(M) ? q[i] : Vec3<T>{0, 0, 0}, fallback,
                                       stray);
     Vec3<T> p;
@@ -201,7 +210,7 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
       p = mtv(G[pa], Pc - q[pa]) - off;
       if (M == Mode::kAdaptiveFallback) {
         const Vec3<T> ps = mtv(G[pa], scaled);
-        p = Vec3<T>{stray ? ps.x : p.x, stray ? ps.y : p.y, stray ? ps.z : p.z};
+        p = select_(stray, ps, p);
       }
     }
     const Swing<T> sw = swing_parts(tb, tn[i], p, norm(x), eps);
@@ -224,12 +233,12 @@ IK_INLINE void ik_tree(const S* joints, const S* twist, const S* rest, T fallbac
 }
 
 // joints (29 x 3), twist (23 x 2), rest (29 x 3) -> rot (24 x 9), one sample
-template <typename S, Mode M>
+// (S, T, E as for ik_tree)
+template <typename S, Mode M, typename T = opmath_t<S>, typename E = S>
 HOST_DEVICE inline void ik_forward_sample(const S* joints, const S* twist, const S* rest, double fallback, S* rot) {
-  using T = opmath_t<S>;
   Mat3<T> G[kNumSmplJoints];
   Vec3<T> q[is_adaptive(M) ? kNumSmplJoints : 1];
-  ik_tree<S, M>(joints, twist, rest, T(fallback), G, q, rot, static_cast<JointTape<T>*>(nullptr));
+  ik_tree<S, M, T, E>(joints, twist, rest, T(fallback), G, q, rot, static_cast<JointTape<T>*>(nullptr));
 }
 
 // Backward of one sample.
@@ -261,18 +270,17 @@ HOST_DEVICE inline void ik_forward_sample(const S* joints, const S* twist, const
 // fixed by the forward; each contributes the gradient of the branch taken.
 //
 // grad_rot: 24 x 9.  Writes grad_joints (29 x 3), grad_twist (23 x 2),
-// grad_rest (29 x 3), all overwritten.
-template <typename S, Mode M>
+// grad_rest (29 x 3), all overwritten.  (S, T, E as for ik_tree.)
+template <typename S, Mode M, typename T = opmath_t<S>, typename E = S>
 HOST_DEVICE inline void ik_backward_sample(const S* grad_rot, const S* joints, const S* twist, const S* rest,
                                            double fallback, S* grad_joints, S* grad_twist, S* grad_rest) {
-  using T = opmath_t<S>;
   constexpr Topology topo = topology();
   constexpr ChildFlags flags = child_flags();
   constexpr int NQ = is_adaptive(M) ? kNumSmplJoints : 1;
   Mat3<T> G[kNumSmplJoints];
   Vec3<T> q[NQ];
   JointTape<T> tape[kNumSmplJoints];
-  ik_tree<S, M>(joints, twist, rest, T(fallback), G, q, static_cast<S*>(nullptr), tape);
+  ik_tree<S, M, T, E>(joints, twist, rest, T(fallback), G, q, static_cast<S*>(nullptr), tape);
 
   Mat3<T> gG[kNumSmplJoints];
   Vec3<T> gq[NQ];

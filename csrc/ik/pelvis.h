@@ -189,9 +189,10 @@ HOST_DEVICE inline T adjugate4(const T a[4][4], T b[4][4]) {
 }
 
 // top eigenpair (λ0, q) of N = horn_matrix(S), S scaled to max|S| = 1;
-// false when the Jacobi sweeps must be used instead (see above)
+// false when the Jacobi sweeps must be used instead (see above).  The
+// iteration runs until every lane has stopped.
 template <typename T>
-HOST_DEVICE inline bool horn_top_newton(const Mat3<T>& S, T q[4], T& lam) {
+HOST_DEVICE inline mask_t<T> horn_top_newton(const Mat3<T>& S, T q[4], T& lam) {
   T a[4][4], b[4][4];
   horn_matrix(S, a);
   T fro2 = 0;
@@ -199,46 +200,50 @@ HOST_DEVICE inline bool horn_top_newton(const Mat3<T>& S, T q[4], T& lam) {
   const T c0 = adjugate4(a, b);
   const T c1 = T(-8) * det3(S), c2 = T(-2) * fro2;
   lam = sqrt_(T(3) * fro2);
-  for (int it = 0; it < kNewtonMaxSteps; ++it) {
+  mask_t<T> live = T(0) == T(0);
+  for (int it = 0; it < kNewtonMaxSteps && any_(live); ++it) {
     const T l2 = lam * lam;
     const T P = (l2 + c2) * l2 + c1 * lam + c0;
     const T dP = (T(4) * l2 + T(2) * c2) * lam + c1;
-    if (!(dP > T(0))) break;
+    live = live && dP > T(0);
     const T step = P / dP;
-    lam -= step;
-    if (abs_(step) <= T(4) * machine_eps<T>() * lam) break;
+    lam = select_(live, lam - step, lam);
+    live = live && !(abs_(step) <= T(4 * machine_eps<typename ElementOf<T>::type>()) * lam);
   }
   for (int k = 0; k < 4; ++k) a[k][k] -= lam;
   adjugate4(a, b);
-  int best = 0;
-  T best_n2 = -1;
+  T best_n2 = -1;  // the largest row of b, first on ties
   for (int r = 0; r < 4; ++r) {
     const T n2 = b[r][0] * b[r][0] + b[r][1] * b[r][1] + b[r][2] * b[r][2] + b[r][3] * b[r][3];
-    if (n2 > best_n2) { best = r; best_n2 = n2; }
+    const mask_t<T> better = n2 > best_n2;
+    best_n2 = select_(better, n2, best_n2);
+    for (int k = 0; k < 4; ++k) q[k] = select_(better, b[r][k], q[k]);
   }
-  if (!(best_n2 > T(kNewtonMinCofactor * kNewtonMinCofactor))) return false;
   const T inv = T(1) / sqrt_(best_n2);
-  for (int k = 0; k < 4; ++k) q[k] = inv * b[best][k];
-  return true;
+  for (int k = 0; k < 4; ++k) q[k] = inv * q[k];
+  return best_n2 > T(kNewtonMinCofactor * kNewtonMinCofactor);
 }
 
-enum class PelvisBranch { kZero, kNonFinite, kRegular };
+// the branch of the pelvis solver: S = 0 (identity), S not finite (NaN),
+// or neither (regular)
+template <typename T> struct PelvisBranch {
+  mask_t<T> zero, nonfinite, regular;
+};
 
 // S = Σ_c t_c p_cᵀ, its branch, and 1 / max|S_ij| (the Jacobi runs on N / max|S|)
 template <typename T>
-HOST_DEVICE inline PelvisBranch pelvis_matrix(const Vec3<T> t[3], const Vec3<T> p[3], Mat3<T>& S, T& inv_scale) {
+HOST_DEVICE inline PelvisBranch<T> pelvis_matrix(const Vec3<T> t[3], const Vec3<T> p[3], Mat3<T>& S, T& inv_scale) {
   S = zeros3<T>();
   for (int c = 0; c < kNumPelvisChildren; ++c) S += outer(t[c], p[c]);
-  bool finite = true, zero = true;
+  mask_t<T> finite = T(0) == T(0), zero = finite;
   T mx = 0;
   for (int k = 0; k < 9; ++k) {
     finite = finite && finite_(S.m[k]);
     zero = zero && S.m[k] == T(0);
-    mx = abs_(S.m[k]) > mx ? abs_(S.m[k]) : mx;
+    mx = select_(abs_(S.m[k]) > mx, abs_(S.m[k]), mx);
   }
   inv_scale = T(1) / mx;
-  if (!finite) return PelvisBranch::kNonFinite;
-  return zero ? PelvisBranch::kZero : PelvisBranch::kRegular;
+  return {zero && finite, !finite, finite && !zero};
 }
 
 template <typename T>
@@ -253,22 +258,47 @@ IK_INLINE void top_quat(const Eig4<T>& e, T q[4]) {
   for (int k = 0; k < 4; ++k) q[k] = e.vec[k][e.top];
 }
 
+// The rare path where horn_top_newton declines, taken where `use` is set:
+// q by the Jacobi sweeps (ik_simd.h overloads this and jacobi_vjp_u to run
+// lane by lane).
+template <typename T>
+HOST_DEVICE inline void jacobi_quat(const Mat3<T>& S, T inv_scale, mask_t<T> use, T q[4]) {
+  if (use) top_quat(pelvis_eig(S, inv_scale), q);
+}
+
+// q and u = Σ_{j≠0} v_j (v_j·gq) / (λ0 − λj) (see pelvis_vjp) from the
+// Jacobi eigenvectors, where `use` is set
+template <typename T>
+HOST_DEVICE inline void jacobi_vjp_u(const Mat3<T>& S, T inv_scale, const Mat3<T>& gR, mask_t<T> use, T q[4],
+                                     T u[4]) {
+  if (!use) return;
+  const Eig4<T> e = pelvis_eig(S, inv_scale);
+  T gq[4];
+  top_quat(e, q);
+  quat_to_mat_vjp(q, gR, gq);
+  for (int a = 0; a < 4; ++a) u[a] = T(0);
+  for (int j = 0; j < 4; ++j) {
+    const T gap = e.lam[e.top] - e.lam[j];
+    if (j == e.top || !(gap > T(64) * machine_eps<T>())) continue;
+    T vg = 0;
+    for (int k = 0; k < 4; ++k) vg += e.vec[k][j] * gq[k];
+    for (int a = 0; a < 4; ++a) u[a] += vg / gap * e.vec[a][j];
+  }
+}
+
 // R0 from the pelvis children: t_c = T[c] − T[0], p_c = P[c] − P[0]
 template <typename T>
 HOST_DEVICE inline Mat3<T> pelvis_forward(const Vec3<T> t[3], const Vec3<T> p[3]) {
   Mat3<T> S; T inv_scale;
-  const PelvisBranch br = pelvis_matrix(t, p, S, inv_scale);
-  if (br == PelvisBranch::kZero) return eye3<T>();
-  if (br == PelvisBranch::kNonFinite) {
-    const T nan = nan_<T>();
-    Mat3<T> r;
-    for (int k = 0; k < 9; ++k) r.m[k] = nan;
-    return r;
-  }
+  const PelvisBranch<T> br = pelvis_matrix(t, p, S, inv_scale);
+  Mat3<T> special;  // the identity for S = 0, else NaN
+  for (int k = 0; k < 9; ++k) special.m[k] = select_(br.zero, eye3<T>().m[k], T(NAN));
+  if (!any_(br.regular)) return special;
   T q[4];
   T lam;
-  if (!horn_top_newton(inv_scale * S, q, lam)) top_quat(pelvis_eig(S, inv_scale), q);
-  return quat_to_mat(q);
+  const mask_t<T> newton = horn_top_newton(inv_scale * S, q, lam);
+  jacobi_quat(S, inv_scale, br.regular && !newton, q);
+  return select_(br.regular, quat_to_mat(q), special);
 }
 
 // VJP of the pelvis rotation.  q = v0, the top eigenvector of N̂ = N / s
@@ -290,52 +320,40 @@ template <typename T>
 HOST_DEVICE inline void pelvis_vjp(const Vec3<T> t[3], const Vec3<T> p[3], const Mat3<T>& gR,
                                    Vec3<T> gt[3], Vec3<T> gp[3]) {
   Mat3<T> S; T inv_scale;
-  const PelvisBranch br = pelvis_matrix(t, p, S, inv_scale);
-  if (br == PelvisBranch::kZero) return;
-  if (br == PelvisBranch::kNonFinite) {
-    const T nan = nan_<T>();
+  const PelvisBranch<T> br = pelvis_matrix(t, p, S, inv_scale);
+  const Vec3<T> special{select_(br.zero, T(0), T(NAN)), select_(br.zero, T(0), T(NAN)),
+                        select_(br.zero, T(0), T(NAN))};  // no gradient for S = 0, else NaN
+  if (!any_(br.regular)) {
     for (int c = 0; c < kNumPelvisChildren; ++c) {
-      gt[c] += Vec3<T>{nan, nan, nan};
-      gp[c] += Vec3<T>{nan, nan, nan};
+      gt[c] += special;
+      gp[c] += special;
     }
     return;
   }
   const Mat3<T> Sn = inv_scale * S;
   T q[4], gq[4], u[4], lam;
-  if (horn_top_newton(Sn, q, lam)) {
-    quat_to_mat_vjp(q, gR, gq);
-    T m[4][4], adj[4][4];
-    horn_matrix(Sn, m);
-    for (int a = 0; a < 4; ++a)
-      for (int b = 0; b < 4; ++b) m[a][b] = (a == b ? lam : T(0)) - m[a][b] + q[a] * q[b];
-    const T inv_det = T(1) / adjugate4(m, adj);
-    T qg = 0;
-    for (int k = 0; k < 4; ++k) qg += q[k] * gq[k];
-    for (int a = 0; a < 4; ++a) {
-      T y = 0;
-      for (int b = 0; b < 4; ++b) y += adj[a][b] * gq[b];
-      u[a] = inv_det * y - q[a] * qg;
-    }
-  } else {
-    const Eig4<T> e = pelvis_eig(S, inv_scale);
-    top_quat(e, q);
-    quat_to_mat_vjp(q, gR, gq);
-    for (int a = 0; a < 4; ++a) u[a] = T(0);
-    for (int j = 0; j < 4; ++j) {
-      const T gap = e.lam[e.top] - e.lam[j];
-      if (j == e.top || !(gap > T(64) * machine_eps<T>())) continue;
-      T vg = 0;
-      for (int k = 0; k < 4; ++k) vg += e.vec[k][j] * gq[k];
-      for (int a = 0; a < 4; ++a) u[a] += vg / gap * e.vec[a][j];
-    }
+  const mask_t<T> newton = horn_top_newton(Sn, q, lam);
+  quat_to_mat_vjp(q, gR, gq);
+  T m[4][4], adj[4][4];
+  horn_matrix(Sn, m);
+  for (int a = 0; a < 4; ++a)
+    for (int b = 0; b < 4; ++b) m[a][b] = (a == b ? lam : T(0)) - m[a][b] + q[a] * q[b];
+  const T inv_det = T(1) / adjugate4(m, adj);
+  T qg = 0;
+  for (int k = 0; k < 4; ++k) qg += q[k] * gq[k];
+  for (int a = 0; a < 4; ++a) {
+    T y = 0;
+    for (int b = 0; b < 4; ++b) y += adj[a][b] * gq[b];
+    u[a] = inv_det * y - q[a] * qg;
   }
+  jacobi_vjp_u(S, inv_scale, gR, br.regular && !newton, q, u);
   T gN[4][4];
   for (int a = 0; a < 4; ++a)
     for (int b = 0; b < 4; ++b) gN[a][b] = inv_scale * u[a] * q[b];
   const Mat3<T> gS = horn_matrix_vjp(gN);
   for (int c = 0; c < kNumPelvisChildren; ++c) {
-    gt[c] += mv(gS, p[c]);
-    gp[c] += mtv(gS, t[c]);
+    gt[c] += select_(br.regular, mv(gS, p[c]), special);
+    gp[c] += select_(br.regular, mtv(gS, t[c]), special);
   }
 }
 

@@ -27,12 +27,10 @@ constexpr double kAntiparallelUlps = 64.0;
 // pn = |p| come from the caller, which has them off its serial chain (ik_tree
 // passes |x| for |G[pa]ᵀ x|, G[pa] being a rotation).
 
-enum class SwingBranch { kZero, kHalfTurn, kRegular };
-
 template <typename T> struct Swing {
-  SwingBranch branch;
-  T tn, pn, w, n2;  // |t|, |p|, quaternion scalar part, |q|²
-  Vec3<T> v;        // quaternion vector part t × p
+  mask_t<T> zero, halfturn;  // the branch (neither: regular)
+  T tn, pn, w, n2;           // |t|, |p|, quaternion scalar part, |q|²
+  Vec3<T> v;                 // quaternion vector part t × p
 };
 
 template <typename T>
@@ -45,9 +43,8 @@ IK_INLINE Swing<T> swing_parts(Vec3<T> t, T tn, Vec3<T> p, T pn, T eps) {
   s.v = cross(t, p);
   s.n2 = s.w * s.w + dot(s.v, s.v);
   const T thr = T(kAntiparallelUlps) * eps * m;
-  if (m == T(0)) s.branch = SwingBranch::kZero;
-  else if (s.n2 <= thr * thr) s.branch = SwingBranch::kHalfTurn;
-  else s.branch = SwingBranch::kRegular;
+  s.zero = m == T(0);
+  s.halfturn = !s.zero && s.n2 <= thr * thr;
   return s;
 }
 
@@ -55,11 +52,9 @@ IK_INLINE Swing<T> swing_parts(Vec3<T> t, T tn, Vec3<T> p, T pn, T eps) {
 template <typename T>
 IK_INLINE Vec3<T> smallest_axis(Vec3<T> t) {
   const T ax = abs_(t.x), ay = abs_(t.y), az = abs_(t.z);
-  int k = 0;
-  T best = ax;
-  if (ay < best) { k = 1; best = ay; }
-  if (az < best) k = 2;
-  return {T(k == 0), T(k == 1), T(k == 2)};
+  const mask_t<T> y = ay < ax;
+  const mask_t<T> z = az < select_(y, ay, ax);
+  return {select_(y || z, T(0), T(1)), select_(y && !z, T(1), T(0)), select_(z, T(1), T(0))};
 }
 
 // R = scale · M: M unnormalised (regular: scale = 1 / n2) or, in the other
@@ -67,21 +62,20 @@ IK_INLINE Vec3<T> smallest_axis(Vec3<T> t) {
 // the division is in flight
 template <typename T>
 IK_INLINE Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t, T& scale) {
-  scale = T(1);
-  if (s.branch == SwingBranch::kZero) return eye3<T>();
-  if (s.branch == SwingBranch::kHalfTurn) {
-    const Vec3<T> u = cross(t, smallest_axis(t));
-    const Vec3<T> a = (T(1) / norm(u)) * u;
-    Mat3<T> r = T(2) * outer(a, a);
-    r.m[0] -= T(1); r.m[4] -= T(1); r.m[8] -= T(1);
-    return r;
-  }
   const Vec3<T> v = s.v;
   Mat3<T> r = T(2) * outer(v, v) + (T(2) * s.w) * skew(v);
   const T d = s.w * s.w - dot(v, v);
   r.m[0] += d; r.m[4] += d; r.m[8] += d;
-  scale = T(1) / s.n2;
-  return r;
+  const mask_t<T> special = s.zero || s.halfturn;
+  scale = select_(special, T(1), T(1) / s.n2);
+  if (any_(s.halfturn)) {
+    const Vec3<T> u = cross(t, smallest_axis(t));
+    const Vec3<T> a = (T(1) / norm(u)) * u;
+    Mat3<T> h = T(2) * outer(a, a);
+    h.m[0] -= T(1); h.m[4] -= T(1); h.m[8] -= T(1);
+    r = select_(s.halfturn, h, r);
+  }
+  return select_(s.zero, eye3<T>(), r);
 }
 
 // VJP of swing: given R = swing(t → p) and gR = ∂L/∂R, add ∂L/∂t to gt and
@@ -99,17 +93,18 @@ IK_INLINE Mat3<T> swing_matrix(const Swing<T>& s, Vec3<T> t, T& scale) {
 template <typename T>
 IK_INLINE void swing_vjp(const Swing<T>& s, Vec3<T> t, Vec3<T> p, const Mat3<T>& R, const Mat3<T>& gR,
                                   Vec3<T>& gt, Vec3<T>& gp) {
-  if (s.branch == SwingBranch::kZero) return;
-  if (s.branch == SwingBranch::kHalfTurn) {
+  const Vec3<T> zero{0, 0, 0};
+  Vec3<T> gth = zero;  // the half turn's gt
+  if (any_(s.halfturn)) {
     const Vec3<T> e = smallest_axis(t);
     const Vec3<T> u = cross(t, e);
     const T un = norm(u);
     const Vec3<T> a = (T(1) / un) * u;
     const Vec3<T> ga = T(2) * sym_mv(gR, a);
     const Vec3<T> gu = (T(1) / un) * (ga - dot(a, ga) * a);
-    gt += cross(e, gu);
-    return;
+    gth = cross(e, gu);
   }
+  const mask_t<T> special = s.zero || s.halfturn;
   const T inv_n2 = T(1) / s.n2;
   const Mat3<T> gM = inv_n2 * gR;
   const T gn2 = -inner(gR, R) * inv_n2;
@@ -119,8 +114,8 @@ IK_INLINE void swing_vjp(const Swing<T>& s, Vec3<T> t, Vec3<T> p, const Mat3<T>&
   const T gw = T(2) * s.w * (tr + gn2) + T(2) * dot(v, ax);
   const Vec3<T> gv = (T(2) * (gn2 - tr)) * v + T(2) * sym_mv(gM, v) + (T(2) * s.w) * ax;
   const T inv_m = T(1) / (s.tn * s.pn);
-  gt += gw * ((s.pn * s.pn * inv_m) * t + p) + cross(p, gv);
-  gp += gw * ((s.tn * s.tn * inv_m) * p + t) + cross(gv, t);
+  gt += select_(special, select_(s.halfturn, gth, zero), gw * ((s.pn * s.pn * inv_m) * t + p) + cross(p, gv));
+  gp += select_(special, zero, gw * ((s.tn * s.tn * inv_m) * p + t) + cross(gv, t));
 }
 
 // ---------------------------------------------------------------- twist
@@ -129,7 +124,7 @@ IK_INLINE void swing_vjp(const Swing<T>& s, Vec3<T> t, Vec3<T> p, const Mat3<T>&
 // the identity if Φ = (0, 0) or t = 0 (NaN propagates).
 
 template <typename T> struct Twist {
-  bool ok;     // false: the identity
+  mask_t<T> ok;  // false: the identity
   Vec3<T> k;   // t / |t|
   T c, s;      // Φ / |Φ|
   T inv_tn, inv_r;
@@ -145,21 +140,20 @@ IK_INLINE Twist<T> twist_parts(Vec3<T> t, T tn, T inv_tn, T a, T b, T inv_r) {
   w.inv_tn = inv_tn;
   w.inv_r = inv_r;
   w.k = w.inv_tn * t;
-  w.c = w.ok ? a * w.inv_r : T(1);
-  w.s = w.ok ? b * w.inv_r : T(0);
+  w.c = select_(w.ok, a * w.inv_r, T(1));
+  w.s = select_(w.ok, b * w.inv_r, T(0));
   return w;
 }
 
 template <typename T>
 IK_INLINE Mat3<T> twist_matrix(const Twist<T>& w) {
-  if (!w.ok) return eye3<T>();
   const Vec3<T> k = w.k;
   const T c1 = T(1) - w.c;
   // I + s K + (1 − c) K²,  K² = k kᵀ − |k|² I
   Mat3<T> out = c1 * outer(k, k) + w.s * skew(k);
   const T d = T(1) - c1 * dot(k, k);
   out.m[0] += d; out.m[4] += d; out.m[8] += d;
-  return out;
+  return select_(w.ok, out, eye3<T>());
 }
 
 // VJP of twist, differentiating the form twist_matrix evaluates,
@@ -171,7 +165,6 @@ IK_INLINE Mat3<T> twist_matrix(const Twist<T>& w) {
 // Identity branch: no gradient.
 template <typename T>
 IK_INLINE void twist_vjp(const Twist<T>& w, const Mat3<T>& gR, Vec3<T>& gt, T& ga, T& gb) {
-  if (!w.ok) return;
   const Vec3<T> k = w.k;
   const T c = w.c, s = w.s;
   const Vec3<T> ax = axial(gR);
@@ -180,10 +173,10 @@ IK_INLINE void twist_vjp(const Twist<T>& w, const Mat3<T>& gR, Vec3<T>& gt, T& g
   const T gs = dot(k, ax);
   const T gc = -(T(0.5) * dot(k, gRk) - kk * tr);
   const Vec3<T> gk = s * ax + (T(1) - c) * (gRk - (T(2) * tr) * k);
-  gt += w.inv_tn * (gk - dot(k, gk) * k);
+  gt += select_(w.ok, w.inv_tn * (gk - dot(k, gk) * k), Vec3<T>{0, 0, 0});
   const T proj = c * gc + s * gs;
-  ga = (gc - c * proj) * w.inv_r;
-  gb = (gs - s * proj) * w.inv_r;
+  ga = select_(w.ok, (gc - c * proj) * w.inv_r, ga);
+  gb = select_(w.ok, (gs - s * proj) * w.inv_r, gb);
 }
 
 }  // namespace ik
