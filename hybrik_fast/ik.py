@@ -27,23 +27,25 @@ _IK_SPECS = {"joints": ("B", NUM_JOINTS, 3), "twist": ("B", NUM_TWIST, 2),
              "rest_joints": ("B", NUM_JOINTS, 3)}
 
 
-def forward_kinematics(rotmats: torch.Tensor, rest_joints: torch.Tensor,
-                       backend: str = "auto") -> torch.Tensor:
-    """rotmats (B, 24, 3, 3), rest_joints (B, 29, 3) -> root-relative joints (B, 29, 3)."""
+def _check_rotations(op: str, rotmats, rest_joints, backend: str) -> None:
+    """The checks of the ops on (rotmats (B, 24, 3, 3), rest_joints (B, 29, 3)), and their backend."""
     sizes = check_tensor("rotmats", rotmats, ("B", NUM_SMPL_JOINTS, 3, 3))
     check_tensor("rest_joints", rest_joints, ("B", NUM_JOINTS, 3), sizes=sizes)
     check_same("rotmats", rotmats, "rest_joints", rest_joints)
-    _backend.resolve("forward_kinematics", backend, rotmats.device)
+    _backend.resolve(op, backend, rotmats.device)
+
+
+def forward_kinematics(rotmats: torch.Tensor, rest_joints: torch.Tensor,
+                       backend: str = "auto") -> torch.Tensor:
+    """rotmats (B, 24, 3, 3), rest_joints (B, 29, 3) -> root-relative joints (B, 29, 3)."""
+    _check_rotations("forward_kinematics", rotmats, rest_joints, backend)
     return reference.forward_kinematics(rotmats, rest_joints)
 
 
 def twist_angles(rotmats: torch.Tensor, rest_joints: torch.Tensor,
                  backend: str = "auto") -> torch.Tensor:
     """rotmats (B, 24, 3, 3), rest_joints (B, 29, 3) -> twist (B, 23, 2) as (cos φ, sin φ)."""
-    sizes = check_tensor("rotmats", rotmats, ("B", NUM_SMPL_JOINTS, 3, 3))
-    check_tensor("rest_joints", rest_joints, ("B", NUM_JOINTS, 3), sizes=sizes)
-    check_same("rotmats", rotmats, "rest_joints", rest_joints)
-    _backend.resolve("twist_angles", backend, rotmats.device)
+    _check_rotations("twist_angles", rotmats, rest_joints, backend)
     return reference.twist_angles(rotmats, rest_joints)
 
 
