@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from . import _backend
+from ._io import atomic_write
 from .camera import root_from_camera
 
 #: the graph's outputs, in order
@@ -154,16 +155,7 @@ def export_onnx(model: nn.Module, path, opset: int | None = None, flip_test: boo
                                         external_data=False, verbose=False, optimize=False)
     finally:
         model.train(was_training)
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".export-", suffix=".onnx")
-    os.close(fd)
-    try:
-        program.save(tmp, external_data=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: fh.write(program.model_proto.SerializeToString()))
     return path
 
 

@@ -110,7 +110,7 @@ def init_weights(model: torch.nn.Module, path: str) -> str:
 
     One of our training checkpoints loads directly.  Any other file goes
     through ``hybrik_fast.models.load_checkpoint`` (the published HybrIK
-    checkpoints) where that exists, and its state dict must then fit
+    checkpoints), and its state dict must then fit
     ``model``.  Only the weights are taken (not the optimiser, schedule or
     step).  Returns which kind of file it was; a mismatch raises
     CheckpointError naming the path and the keys.
@@ -118,11 +118,8 @@ def init_weights(model: torch.nn.Module, path: str) -> str:
     path = os.fspath(path)
     try:
         state, kind = model_state(load(path)), "training checkpoint"
-    except CheckpointError as own_error:
-        try:
-            from hybrik_fast.models import load_checkpoint
-        except ImportError:
-            raise own_error from None
+    except CheckpointError:
+        from hybrik_fast.models import load_checkpoint
         try:
             public = load_checkpoint(path, body=getattr(model, "smpl", None))
         except (ValueError, FileNotFoundError) as e:
