@@ -13,10 +13,12 @@ The public code cannot run here, so:
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
-from hybrik_fast import BodyModel
+from hybrik_fast import BodyModel, Predictor
+from hybrik_fast.data.common import normalize_image
 from hybrik_fast.models import HybrIKHRNetCam, HybrIKResNetCam, load_checkpoint
 from hybrik_fast.models.checkpoint import build_public
 from hybrik_fast.models.public import (box_offset, camera_depth, flip_heatmap_logits,
@@ -330,6 +332,31 @@ def test_fused_and_reference_backends_agree_on_the_whole_forward(kind):
             for k, v in ref.items():
                 if v is not None:
                     assert torch.allclose(fused[k], v, rtol=0, atol=1e-7), (k, flip, float((fused[k] - v).abs().max()))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("kind", ["resnet", "hrnet"])
+def test_predictor_runs_a_published_model_as_its_forward(kind, flip):
+    """Predictor on a published model, given a 256 px image whose box pads to exactly
+    that image and the public focal (1000 px): the crop is the image, so the
+    parameters are the forward's without a box (the public flip test included):
+    rotmats, betas and twist; the root is cam_root (its z; the ResNet model shifts
+    x, y by its (tx, ty) when given no box, the Predictor places the crop by the box)."""
+    model = small_model(kind, backend="auto")
+    image = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    box = np.array([[25.6, 25.6, 230.4, 230.4]])          # 204.8 px, padded by 1.25: 256 px
+    got = Predictor(model, detector="none", focal_length=1000.0, flip_test=flip).predict(image, box)
+    x = normalize_image(np.ascontiguousarray(image[..., ::-1]))[None]
+    with torch.no_grad():
+        want = model(x, flip_test=flip)
+    for key in ("betas", "twist"):
+        assert np.abs(got[key] - want[key].numpy()).max() < 1e-6, key
+    # the same joints by two float32 routes; bones of a few mm (random weights) make
+    # the rotations sensitive to that rounding
+    assert np.abs(got["rotmats"] - want.rotmats.numpy()).max() < 1e-3
+    root = got["joints3d"][:, 0]                                # (1, 3) camera frame
+    axes = slice(None) if kind == "hrnet" else slice(2, 3)
+    np.testing.assert_allclose(root[:, axes], want.cam_root.numpy()[:, axes], rtol=1e-5)
 
 
 def test_bad_inputs_name_the_expected_shapes():

@@ -282,10 +282,12 @@ class PublicHybrIK(nn.Module):
         betas, twist, camera, sigma = self.regress(feature)
         return {"logits": logits, "betas": betas, "twist": twist, "camera": camera, "sigma": sigma}
 
-    def forward(self, images: torch.Tensor, bboxes: torch.Tensor | None = None,
-                img_center: torch.Tensor | None = None, flip_test: bool = False) -> ModelOutput:
-        """images (B, 3, 256, 256), bboxes (B, 4) | None, img_center (B, 2) | None
-        -> :class:`ModelOutput` (see the module docstring)."""
+    def decode_crop(self, images: torch.Tensor, bboxes: torch.Tensor | None = None,
+                    img_center: torch.Tensor | None = None, flip_test: bool = False) -> dict:
+        """The forward up to the back-projected joints, before the IK and the mesh:
+        images (B, 3, 256, 256), bboxes (B, 4) | None, img_center (B, 2) | None ->
+        uvd (B, 29, 3), twist (B, 23, 2), betas (B, 10), camera (B, c), sigma (B, 29)
+        and points (B, 29, 3), the joints in the camera frame, metres."""
         self.check_inputs(images, bboxes, img_center)
         out = self.heads(images)
         uvd = soft_argmax3d(out["logits"], backend=self.backend)                # (B, 29, 3)
@@ -304,6 +306,15 @@ class PublicHybrIK(nn.Module):
         shift = self.root_shift(camera, bboxes is not None)
         if shift is not None:
             points = torch.cat([points[..., :2] - shift[:, None], points[..., 2:]], dim=-1)
+        return {"uvd": uvd, "twist": twist, "betas": betas, "camera": camera, "sigma": sigma,
+                "points": points}
+
+    def forward(self, images: torch.Tensor, bboxes: torch.Tensor | None = None,
+                img_center: torch.Tensor | None = None, flip_test: bool = False) -> ModelOutput:
+        """images (B, 3, 256, 256), bboxes (B, 4) | None, img_center (B, 2) | None
+        -> :class:`ModelOutput` (see the module docstring)."""
+        d = self.decode_crop(images, bboxes, img_center, flip_test)
+        points, twist, betas = d["points"], d["twist"], d["betas"]
         cam_root = points[:, 0]                                                 # (B, 3)
         joints = points - points[:, :1]
         rest = self.smpl.rest_joints(betas)                                     # (B, 29, 3)
@@ -311,10 +322,10 @@ class PublicHybrIK(nn.Module):
         vertices, _ = self.smpl(rotmats, betas)                                 # model frame
         joints_h36m = torch.matmul(self.J_regressor_h36m.to(vertices.dtype), vertices)  # (B, 17, 3)
         root = joints_h36m[:, :1]
-        return ModelOutput(uvd=uvd, joints=joints, twist=twist, betas=betas, rotmats=rotmats,
+        return ModelOutput(uvd=d["uvd"], joints=joints, twist=twist, betas=betas, rotmats=rotmats,
                            vertices=vertices - root, joints_h36m=joints_h36m - root,
-                           cam_root=cam_root, transl=cam_root, camera=camera, sigma=sigma,
-                           scores=1 - sigma)
+                           cam_root=cam_root, transl=cam_root, camera=d["camera"], sigma=d["sigma"],
+                           scores=1 - d["sigma"])
 
 
 class HybrIKResNetCam(PublicHybrIK):

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..camera import FOCAL_NORM, back_project
+from ..camera import DEPTH_RANGE, FOCAL_NORM, back_project
 from ..data.common import normalize_image
 from ..data.transforms import FLIP_PERM_29, TWIST_FLIP_ROWS, crop_matrix, square_box, warp_image
 from ..ik import hybrik_ik
@@ -59,7 +59,10 @@ class PredictError(ValueError):
 
 def load_model(path, device="cpu", backend="auto") -> torch.nn.Module:
     """The model of a checkpoint (published or ours), eval mode:
-    :func:`hybrik_fast.models.load_checkpoint`."""
+    :func:`hybrik_fast.models.load_checkpoint`; a model it returned is taken as it is
+    (moved to ``device``, eval mode; its ops keep their backend)."""
+    if isinstance(path, torch.nn.Module):
+        return path.to(device).eval()
     from ..models import load_checkpoint
     return load_checkpoint(path, map_location=device, backend=backend)
 
@@ -100,7 +103,7 @@ def place(uvd, z_net, centre, side, focal, principal):
 class Predictor:
     """HybrIK on whole images.
 
-    checkpoint: a path (see :func:`load_model`); device: "cpu" | "cuda";
+    checkpoint: a path or a loaded model (see :func:`load_model`); device: "cpu" | "cuda";
     flip_test: average each crop's prediction with its mirror's;
     batch_size: crops per network call; detector: "hog" | "none" |
     "onnx:PATH" | a callable (see :mod:`.detect`); focal_length: pixels, None
@@ -237,12 +240,19 @@ class Predictor:
     @torch.no_grad()
     def _network(self, crops: torch.Tensor) -> dict:
         """Normalised crops (B, 3, S, S) -> raw predictions uvd, twist, betas and z, the root
-        depth for the training focal: from ``predict`` (the package's models, which stop
-        before the IK) or else from the forward's ``cam_root`` (crop camera, no boxes given)."""
+        depth for the training focal: from ``predict`` (the package's models) or
+        ``decode_crop`` (the published ones), which both stop before the IK and the
+        mesh, or else from the forward's ``cam_root`` (the ONNX engine; crop camera,
+        no boxes given)."""
         crops = crops.to(self.device)
         if hasattr(self.model, "predict"):
             out = self.model.predict(crops)
             z = FOCAL_NORM / out["camera"][:, 0]
+        elif hasattr(self.model, "decode_crop"):                   # the public flip test, in the model
+            out = self.model.decode_crop(crops, flip_test=self.flip_test)
+            z = out["points"][:, 0, 2]                               # the root's depth
+            d = (out["uvd"][..., 2:] - out["uvd"][:, :1, 2:]) * (self.model.depth_factor / DEPTH_RANGE)
+            out = {**out, "uvd": torch.cat([out["uvd"][..., :2], d], -1)}   # depth from the root, as place reads it
         else:
             out = self.model(crops)
             z = out["cam_root"][:, 2]
@@ -256,7 +266,7 @@ class Predictor:
             for i in range(0, len(crops), self.batch_size):
                 x = torch.stack(crops[i:i + self.batch_size])
                 raw = self._network(x)
-                if self.flip_test:
+                if self.flip_test and not hasattr(self.model, "decode_crop"):
                     f = unflip(self._network(x.flip(-1)), self.image_size)
                     raw = {k: (raw[k] + f[k]) / 2 for k in raw}
                     raw["twist"] = torch.nn.functional.normalize(raw["twist"], dim=-1)
