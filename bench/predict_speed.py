@@ -1,10 +1,11 @@
 """End-to-end speed of ``hybrik-fast predict`` and of its renderer.
 
-    python bench/predict_speed.py [--model cpu-quick] [--set key=value ...] [--batch 1,8]
+    python bench/predict_speed.py [--model cpu-quick | public:hrnet48] [--set key=value ...] [--batch 1,8]
                                   [--backends auto,reference] [--threads 2] [--device cpu|cuda]
                                   [--detector hog|none] [--json PATH]
 
-The model: a ``hybrik-fast train`` preset (``--model``) with config overrides
+The model: a published architecture (``--model public:hrnet48``, see
+:func:`make_public`), or a ``hybrik-fast train`` preset (``--model``) with config overrides
 (``--set backbone=... image_size=...``), random weights (seeded; the camera
 bias set so that people come out at the synthetic set's median depth, as a
 trained model sees them, rather than next to the camera where the mesh
@@ -103,8 +104,27 @@ def make_checkpoint(preset: str, sets: list[str], folder: str) -> str:
     return path
 
 
-def run(ckpt: str, data: list, truth: list, batch: int, backend: str, device: str, detector: str,
+def make_public(name: str) -> torch.nn.Module:
+    """The published architecture ``name`` (hrnet48, hrnet32, resnet34) with random weights
+    (seeded), the procedural body, and the camera scale that puts people at the synthetic
+    set's median depth, with no per-sample spread (the camera head's weights scaled down)."""
+    from hybrik_fast import BodyModel
+    from hybrik_fast.models import HybrIKHRNetCam, HybrIKResNetCam
+    torch.manual_seed(0)
+    cls = HybrIKHRNetCam if name.startswith("hrnet") else HybrIKResNetCam
+    model = cls(BodyModel.synthetic(), backbone=name)
+    with torch.no_grad():
+        model.deccam.weight.mul_(1e-3)
+        model.deccam.bias.zero_()
+        model.deccam.bias[0] = FOCAL_NORM / MEDIAN_DEPTH - float(model.init_cam[0])   # z = F / (256 s)
+    return model.eval()
+
+
+def run(ckpt, data: list, truth: list, batch: int, backend: str, device: str, detector: str,
         out: str) -> dict:
+    """ckpt: a checkpoint path, or a published model (its ops set to ``backend``)."""
+    if isinstance(ckpt, torch.nn.Module):
+        ckpt.backend = backend
     p = Predictor(ckpt, device=device, batch_size=max(batch, 8), detector="none", backend=backend)
     det = make_detector(detector)
     writer = Writer(p, out, render=True, save_mesh=False, smooth=False)
@@ -134,7 +154,8 @@ def run(ckpt: str, data: list, truth: list, batch: int, backend: str, device: st
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="cpu-quick", help="a train preset (random weights)")
+    ap.add_argument("--model", default="cpu-quick",
+                    help="a train preset, or public:hrnet48 | public:resnet34 (random weights)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     ap.add_argument("--checkpoint", help="use this checkpoint instead")
     ap.add_argument("--batch", default="1,8")
@@ -157,7 +178,12 @@ def main(argv=None) -> int:
           f"{r['pixels']} px")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = args.checkpoint or make_checkpoint(args.model, args.set, tmp)
+        if args.checkpoint:
+            ckpt = args.checkpoint
+        elif args.model.startswith("public:"):
+            ckpt = make_public(args.model.split(":", 1)[1])
+        else:
+            ckpt = make_checkpoint(args.model, args.set, tmp)
         paths = write_scenes(os.path.join(tmp, "scenes"), count=min(args.images, 8))
         boxes = json.load(open(os.path.join(tmp, "scenes", "boxes.json")))
         data = [np.fromfile(paths[i % len(paths)], np.uint8) for i in range(args.images)]
