@@ -39,9 +39,12 @@ def main(argv=None) -> int:
     p.add_argument("--model", choices=("hrnet48", "resnet34"), default=None,
                    help="instead: the published network's forward at B = 1 and 8, fused vs "
                         "reference, with the soft-argmax / IK / body shares (hybrik_fast.bench_model)")
-    p.add_argument("--preset", default=None, choices=("paper",),
+    p.add_argument("--preset", default=None, choices=("paper", "resnet34-3dpw", "hrnet48-3dpw"),
                    help="with --train: 'paper': ResNet-34, 256 px, 29x64^3, batch 8, the four heads, one "
-                        "process each, peak resident set (hybrik_fast.train.bench_memory)")
+                        "process each, peak resident set (hybrik_fast.train.bench_memory); a training "
+                        "preset: its model, sizes and loss, fused vs reference (hybrik_fast.train.bench)")
+    p.add_argument("--train-batch", type=int, default=None, metavar="B",
+                   help="with --train and a training preset: the batch size (default: the preset's)")
     for name, text in (("train", "train a model (hybrik-fast train --help)"),
                        ("eval", "evaluate a checkpoint (hybrik-fast eval --help)"),
                        ("predict", "SMPL parameters, meshes and renders of photos and videos "

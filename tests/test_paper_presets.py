@@ -1,5 +1,6 @@
-"""The paper presets (issue 20, point 3): the public recipe, --init, --data-root, and a smoke run
-of the ResNet-34 preset, reduced to seconds, on public-layout fixtures of all four datasets."""
+"""The paper presets (issue 20, point 3): the public recipe, --init (own and public checkpoints),
+--data-root, and smoke runs of both presets, reduced to seconds, on public-layout fixtures of all
+four datasets."""
 import json
 
 import numpy as np
@@ -7,14 +8,18 @@ import pytest
 import torch
 
 from hybrik_fast import BodyModel
+from hybrik_fast.camera import project, root_from_camera
 from hybrik_fast.data import MixedDataset
 from hybrik_fast.data.transforms import AugmentConfig
-from hybrik_fast.train.checkpoint import CheckpointError, init_weights
+from hybrik_fast.models import HybrIKHRNetModel, HybrIKModel
+from hybrik_fast.train.checkpoint import CheckpointError, init_weights, model_state
 from hybrik_fast.train.config import make_config
 from hybrik_fast.train.data import build_dataset
+from hybrik_fast.train.loop import build_loss, build_model
 from hybrik_fast.train.run import eval_main, train_main
 
 from dataset_support import h36m_db, hp3d_db, person, pw3d_db, write_json, write_roots
+from test_public_models import LAYOUTS, random_public_state
 
 # seconds instead of days: the preset's recipe on 64 px crops, a few steps
 SMALL = ["image_size=64", "heatmap_size=[8,16,16]", "batch_size=2", "max_steps=3", "num_workers=0",
@@ -115,3 +120,77 @@ def test_init_from_a_file_that_does_not_fit(tmp_path):
     torch.save({"weight": torch.zeros(3, 3)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="other.pt"):
         init_weights(model, tmp_path / "other.pt")
+
+
+def network_layout(name: str) -> dict:
+    """The public model's entries without its SMPL buffers: {key: shape}."""
+    return {k: tuple(shape) for k, shape, _ in LAYOUTS[name] if not k.startswith("smpl.")}
+
+
+def test_hrnet48_preset_trains_the_public_hrnet_head(data_root, tmp_path):
+    """The HRNet-W48 preset at 64 px (HRNet's heatmap is S/4 = 16; D = 8): a few steps
+    of the Laplace loss on the mixed fixtures; the model has the public HRNetSMPLCam keys.
+    Batch 1, so that the 3 steps stay within the first epoch: the run writes its 0.9 GB
+    checkpoint (75.7 M parameters and Adam's moments) twice, at the end, not three times."""
+    out = tmp_path / "hr"
+    assert train_main(["--preset", "hrnet48-3dpw", *SMALL, "batch_size=1", "--data-root", str(data_root),
+                       "--out", str(out)]) == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["steps"] == 3 and summary["bad_steps"] == 0 and np.isfinite(summary["trained"]["mpjpe"])
+    cfg = make_config(None, str(out / "config.yaml"))
+    assert cfg.backbone == "hrnet48" and build_loss(cfg).laplace
+    state = model_state(torch.load(out / "last.pt", weights_only=True))
+    own = {k: tuple(v.shape) for k, v in state.items() if not k.startswith("smpl.")}
+    public = network_layout("hrnet48")
+    assert own.keys() == public.keys() and len(own) == 1975 - 9
+    # every shape the public one but the heatmap's depth: 29 x 8 channels instead of 29 x 64
+    assert {k for k in own if own[k] != public[k]} == {"preact.final_layer.weight", "preact.final_layer.bias"}
+    assert own["preact.final_layer.weight"] == (29 * 8, 48, 1, 1) and own["deccam.weight"] == (1, 2048)
+    # the public HRNet camera: a scale 0.9 exp(deccam(feature)) only; the root on the ray of its (u, v)
+    model = build_model(cfg, torch.device("cpu")).eval()
+    model.load_state_dict(state)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(images)
+        scale = 0.9 * torch.exp(model.deccam(model.preact.features(images)[1]))
+    assert torch.allclose(out.camera[:, :1], scale, rtol=1e-6)
+    root = root_from_camera(out.camera)                                # (B, 3)
+    assert torch.allclose(project(root[:, None])[:, 0, :2], out.uvd[:, 0, :2], atol=1e-6)
+
+
+@pytest.mark.parametrize("name, preset, wrap", [("resnet34", "resnet34-3dpw", "state_dict"),
+                                                ("hrnet48", "hrnet48-3dpw", "model")])
+def test_init_from_a_public_checkpoint(name, preset, wrap, tmp_path):
+    """pretrained_w_cam.pth / hybrik_hrnet.pth (random weights in the exact public layout,
+    DataParallel prefixes, wrapped) into the preset's model at its real sizes."""
+    state = random_public_state(LAYOUTS[name], seed=3)
+    path = tmp_path / f"{name}.pth"
+    torch.save({wrap: {"module." + k: v for k, v in state.items()}}, path)
+    model = build_model(make_config(preset), torch.device("cpu"))
+    assert type(model) is (HybrIKModel if name == "resnet34" else HybrIKHRNetModel)
+    body_before = {k: v.clone() for k, v in model.smpl.state_dict().items()}
+    note = init_weights(model, path)
+    own = model.state_dict()
+    loaded = [k for k in state if not k.startswith("smpl.")]
+    assert len(loaded) == len(network_layout(name))
+    for k in loaded:
+        assert torch.equal(own[k], state[k]), k
+    # the body is the run's (the labels' body): the file's SMPL buffers are not loaded
+    V = body_before["v_template"].shape[0]
+    assert all(torch.equal(model.smpl.state_dict()[k], v) for k, v in body_before.items())
+    assert "V = 6890" in note and f"V = {V}" in note and V != 6890
+
+
+def test_init_from_a_public_checkpoint_that_does_not_fit(tmp_path):
+    """A public ResNet file into the preset's model with 29 x 8 heatmap channels names the key and
+    both shapes; into the HRNet model, the missing and unexpected keys."""
+    state = random_public_state(LAYOUTS["resnet34"], seed=4)
+    torch.save(state, tmp_path / "pretrained_w_cam.pth")
+    small = build_model(make_config("resnet34-3dpw", overrides=SMALL), torch.device("cpu"))
+    with pytest.raises(CheckpointError, match=r"pretrained_w_cam.pth.*'final_layer.weight' has shape "
+                                              r"\(1856, 256, 1, 1\).*expects \(232, 256, 1, 1\)"):
+        init_weights(small, tmp_path / "pretrained_w_cam.pth")
+    hrnet = build_model(make_config("hrnet48-3dpw", overrides=SMALL), torch.device("cpu"))
+    with pytest.raises(CheckpointError, match=r"pretrained_w_cam.pth.*HybrIKHRNetModel layout: missing keys "
+                                              r"\[.*'preact.conv2.weight'.*unexpected keys \['deconv_layers"):
+        init_weights(hrnet, tmp_path / "pretrained_w_cam.pth")

@@ -243,7 +243,9 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
     # ---- model, loss, optimiser, schedule
     raw_model = model.to(device) if model is not None else build_model(cfg, device, body)
     if cfg.init and ckpt is None:                                    # --init: fine-tune from its weights
-        checkpoint.init_weights(raw_model, cfg.init)
+        note = checkpoint.init_weights(raw_model, cfg.init)
+        if master:
+            print(note, flush=True)
     loss_fn = (loss_fn if loss_fn is not None else build_loss(cfg)).to(device)
     params = [p for p in raw_model.parameters() if p.requires_grad]
     optimizer = build_optimizer(cfg, params)

@@ -130,6 +130,12 @@ class HRNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (B, 3, S, S) -> (heatmap logits (B, K·D, S/4, S/4), feature (B, 2048))."""
+        fine, feature = self.features(images)
+        return self.final_layer(fine), feature
+
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B, 3, S, S) -> (branch 0 (B, widths[0], S/4, S/4), the input of
+        ``final_layer``; feature (B, 2048))."""
         x = self.relu(self.bn1(self.conv1(images)))
         x = self.layer1(self.relu(self.bn2(self.conv2(x))))               # (B, 256, S/4, S/4)
         ys = [x]
@@ -138,12 +144,11 @@ class HRNet(nn.Module):
             xs = [ys[min(i, len(ys) - 1)] if t is None else t(ys[min(i, len(ys) - 1)])
                   for i, t in enumerate(transition)]
             ys = getattr(self, f"stage{s}")(xs)
-        heatmaps = self.final_layer(ys[0])
         y = self.incre_modules[0](ys[0])
         for i, down in enumerate(self.downsamp_modules):
             y = self.incre_modules[i + 1](ys[i + 1]) + down(y)
         feature = self.final_feat_layer(y).mean(dim=(2, 3))               # (B, 2048)
-        return heatmaps, feature
+        return ys[0], feature
 
 
 def build_hrnet(name: str, heatmap_channels: int) -> HRNet:
