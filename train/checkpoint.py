@@ -116,9 +116,10 @@ def init_weights(model: torch.nn.Module, path: str) -> str:
     the model's shape; only the weights are taken (not the optimiser,
     schedule or step).  The ``smpl.*`` body buffers are not loaded: the run
     keeps its configured body (``body=``), the one its labels are computed
-    with.  The camera head's scale is exp-parametrised here (common.py),
-    additive in the public code: a public checkpoint's first scales agree to
-    first order in its raw output, and fine-tuning adapts the rest.
+    with.  The camera head's scale is s = 0.9·exp(r) here (common.py) and
+    0.9 + r in the public code: a public checkpoint's raw output r = 0 gives
+    the same scale, r = −0.3 gives 0.67 here against 0.60 there; fine-tuning
+    adapts the head to it.
 
     Returns a line saying what was loaded and what was done with the file's
     body.  A mismatch raises CheckpointError naming the path and the missing
