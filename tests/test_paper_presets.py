@@ -194,3 +194,22 @@ def test_init_from_a_public_checkpoint_that_does_not_fit(tmp_path):
     with pytest.raises(CheckpointError, match=r"pretrained_w_cam.pth.*HybrIKHRNetModel layout: missing keys "
                                               r"\[.*'preact.conv2.weight'.*unexpected keys \['deconv_layers"):
         init_weights(hrnet, tmp_path / "pretrained_w_cam.pth")
+
+
+def test_resnet34_preset_fine_tunes_a_public_checkpoint(data_root, tmp_path, capsys):
+    """``--init pretrained_w_cam.pth`` through the command line: the preset at 64 px with the public
+    29 x 64 heatmap channels (ResNet's heatmap is S/4 = 16 wide), one step."""
+    state = random_public_state(LAYOUTS["resnet34"], seed=5)
+    torch.save({"model": state}, tmp_path / "pretrained_w_cam.pth")
+    out = tmp_path / "ft"
+    assert train_main(["--preset", "resnet34-3dpw", *SMALL, "heatmap_size=[64,16,16]", "max_steps=1",
+                       "--data-root", str(data_root), "--out", str(out),
+                       "--init", str(tmp_path / "pretrained_w_cam.pth")]) == 0
+    assert "--init: the network weights of" in capsys.readouterr().out
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["steps"] == 1 and summary["bad_steps"] == 0
+    trained = model_state(torch.load(out / "last.pt", weights_only=True))
+    # one Adam step moves every weight the loss reaches by about lr = 1e-3 from the file's
+    moved = (trained["fc1.weight"] - state["fc1.weight"]).abs()
+    assert 0 < moved.max() <= 1.1e-3
+    assert torch.equal(trained["init_shape"], state["init_shape"])
