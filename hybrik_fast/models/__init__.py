@@ -16,7 +16,8 @@ from .output import FIELDS, ModelOutput
 from .public import HybrIKHRNetCam, HybrIKResNetCam
 from .transformer import HybrIKTransformer
 
-__all__ = ["BACKBONES", "FIELDS", "HEADS", "HMRModel", "HRNet", "HybrIKHRNetCam", "HybrIKHRNetModel", "HybrIKModel",
-           "HybrIKResNetCam", "HybrIKTransformer", "ModelOutput", "ResNet", "build_backbone",
-           "build_hrnet", "build_model", "load_checkpoint", "load_pretrained_backbone",
-           "load_torchvision_weights", "matrix_to_rot6d", "rot6d_to_matrix"]
+__all__ = ["BACKBONES", "FIELDS", "HEADS", "HMRModel", "HRNet", "HybrIKHRNetCam",
+           "HybrIKHRNetModel", "HybrIKModel", "HybrIKResNetCam", "HybrIKTransformer",
+           "ModelOutput", "ResNet", "build_backbone", "build_hrnet", "build_model",
+           "load_checkpoint", "load_pretrained_backbone", "load_torchvision_weights",
+           "matrix_to_rot6d", "rot6d_to_matrix"]

@@ -154,8 +154,8 @@ class HybrIKHRNetModel(BodyHeadModel):
     Camera, as published: the head predicts the scale only,
     s = init_cam · exp(δs) with ``init_cam`` = (0.9,) (see common.py for the
     exponential), and the root's (x, y) comes from its own (u, v): the camera
-    is (s, u_0 / s, v_0 / s), i.e. the root at depth F/s on the ray through
-    (u_0, v_0).  The state dict has the public keys (``preact.*``,
+    is (s, u_0 / s, v_0 / s), i.e. the root at depth FOCAL_NORM / s on the ray
+    through (u_0, v_0) (camera.py).  The state dict has the public keys (``preact.*``,
     ``dec{shape,phi,cam,sigma}.*``, ``init_cam`` (1), ``init_shape``; the
     body's buffers under ``smpl.*``), so ``hybrik_hrnet.pth`` fine-tunes from
     its weights (``--init``).
