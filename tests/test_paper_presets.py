@@ -15,7 +15,7 @@ from hybrik_fast.models import HybrIKHRNetModel, HybrIKModel
 from hybrik_fast.train.checkpoint import CheckpointError, init_weights, model_state
 from hybrik_fast.train.config import make_config
 from hybrik_fast.train.data import build_dataset
-from hybrik_fast.train.loop import build_loss, build_model
+from hybrik_fast.train.loop import build_loss, build_model, clip_gradients
 from hybrik_fast.train.run import eval_main, train_main
 
 from dataset_support import h36m_db, hp3d_db, person, pw3d_db, write_json, write_roots
@@ -56,9 +56,24 @@ def test_presets_carry_the_public_recipe():
         assert cfg.augment["scale_factor"] == 0.3 and cfg.augment["rotation_factor"] == 30
         assert cfg.augment["flip_prob"] == 0.25 and cfg.augment_2d["flip_prob"] == 0.5
         assert cfg.augment["occlusion"] and cfg.joint_map == "public" and cfg.grad_clip == 5.0
+        assert cfg.grad_clip_per_param
     assert (hr.backbone, hr.batch_size, hr.milestones) == ("hrnet48", 36, [0.3, 0.4])
     assert (res.backbone, res.batch_size, res.milestones) == ("resnet34", 32, [0.45, 0.6])
     assert hr.data_files["3dhp"].endswith("train_v3.json") and res.data_files["3dhp"].endswith("train_v2.json")
+
+
+def test_per_parameter_gradient_clipping():
+    """The public script's clip_grad_norm_(p, 5) for each p: gradients of norm 10 and 3 at
+    max 5 become 5 (scaled by 1/2, up to the 1e-6 guard) and stay 3; the norm returned is
+    the global one before clipping, sqrt(10² + 3²)."""
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)
+    a.grad, b.grad = torch.tensor([6.0, 8.0]), torch.tensor([3.0])
+    norm = clip_gradients([a, b], 5.0, per_param=True)
+    assert torch.allclose(norm, torch.tensor(109.0).sqrt())
+    assert torch.allclose(a.grad, torch.tensor([3.0, 4.0])) and torch.equal(b.grad, torch.tensor([3.0]))
+    a.grad, b.grad = torch.tensor([6.0, 8.0]), torch.tensor([3.0])
+    clip_gradients([a, b], 5.0)                                 # global: both scaled by 5 / sqrt(109)
+    assert torch.allclose(b.grad, torch.tensor([15.0]) / torch.tensor(109.0).sqrt())
 
 
 def test_public_augmentation_draws():

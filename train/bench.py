@@ -45,7 +45,8 @@ def _step_fn(model, loss_fn, optimizer, batch, cfg, device):
     scaler = build_scaler(device, amp)
 
     def step(_) -> None:
-        train_step(model, loss_fn, optimizer, scaler, batch, params, cfg.grad_clip, amp)
+        train_step(model, loss_fn, optimizer, scaler, batch, params, cfg.grad_clip, amp,
+                   clip_per_param=cfg.grad_clip_per_param)
         benchmark.sync(device)
     return benchmark.timer(lambda: None, step, device)
 
