@@ -228,3 +228,23 @@ def test_resnet34_preset_fine_tunes_a_public_checkpoint(data_root, tmp_path, cap
     moved = (trained["fc1.weight"] - state["fc1.weight"]).abs()
     assert 0 < moved.max() <= 1.1e-3
     assert torch.equal(trained["init_shape"], state["init_shape"])
+
+
+def test_hrnet48_preset_starts_from_a_pose_hrnet_file(tmp_path):
+    """pretrained=pose_hrnet_w48_256x192.pth: the public configuration's PRETRAINED_LAYERS
+    (written here from its w48.yaml) come from the file, its 17-keypoint final_layer does not."""
+    layers = ("conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2", "transition2",
+              "stage3", "transition3", "stage4")
+    public = random_public_state(LAYOUTS["hrnet48"], seed=6)
+    pose = {k.removeprefix("preact."): v for k, v in public.items()
+            if k.startswith("preact.") and k.split(".")[1] in layers}
+    pose["final_layer.weight"], pose["final_layer.bias"] = torch.ones(17, 48, 1, 1), torch.ones(17)
+    torch.save({"state_dict": {"module." + k: v for k, v in pose.items()}}, tmp_path / "pose.pth")
+    model = build_model(make_config("hrnet48-3dpw", overrides=SMALL + [f"pretrained={tmp_path / 'pose.pth'}"]),
+                        torch.device("cpu"))
+    own = model.preact.state_dict()
+    assert all(torch.equal(own[k], pose[k]) for k in pose if not k.startswith("final_layer"))
+    assert own["final_layer.weight"].shape == (29 * 8, 48, 1, 1) and own["final_layer.weight"].abs().max() < 0.01
+    del pose["stage4.2.fuse_layers.0.3.0.weight"]
+    with pytest.raises(ValueError, match=r"missing keys: stage4.2.fuse_layers.0.3.0.weight"):
+        model.load_pretrained_backbone(pose)

@@ -28,6 +28,7 @@ class Config:
     model_kwargs: dict = field(default_factory=dict)   # extra build_model options (deconv_channels, ...)
     body: str = ""                        # SMPL-format body model file ("" = the synthetic body)
     init: str = ""                        # checkpoint whose weights start the run (fine-tuning; "" = none)
+    pretrained: str = ""                  # backbone weights: torchvision ImageNet (ResNet) or pose-HRNet file
     # ---- data
     data: str = "synthetic"               # dataset spec, see hybrik_fast.train.data
     val_data: str = ""                    # held-out spec; "" = the synthetic val split of `data`
@@ -81,7 +82,9 @@ class Config:
 # Laplace loss (beta 1, theta 0.01, twist 1, uvd 1), Adam 1e-3 x 0.1 at two milestones of 200
 # epochs, each parameter's gradient norm clipped at 5 (scripts/train_smpl_cam.py), augmentation: scale 0.3 and rotation 30 deg drawn from
 # clipped normals (rotation with probability 0.6), colour 0.2, flip 0.25 (3D sets) / 0.5 (COCO),
-# synthetic occlusion (area up to 0.3 / 0.7 of the box, aspect 0.5..2 / 0.3..3.3).
+# synthetic occlusion (area up to 0.3 / 0.7 of the box, aspect 0.5..2 / 0.3..3.3).  The public
+# runs start the backbone from pose_hrnet_w48_256x192.pth (HRNet) or torchvision's ImageNet
+# ResNet-34: pass that file as pretrained=FILE (not set here: the file is the user's).
 _PUBLIC_AUGMENT = dict(sampling="normal", scale_factor=0.3, rotation_factor=30.0, rotation_prob=0.6,
                        flip_prob=0.25, colour_factor=0.2, occlusion=True, occlusion_area=[0.0, 0.3],
                        occlusion_ratio=[0.5, 2.0])

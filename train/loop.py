@@ -55,7 +55,7 @@ def build_model(cfg: Config, device: torch.device, body=None) -> torch.nn.Module
     from hybrik_fast.models import build_model as build
     return build(head=cfg.head, backbone=cfg.backbone, image_size=cfg.image_size,
                  heatmap_size=tuple(cfg.heatmap_size), body=body if body is not None else build_body(cfg),
-                 backend=cfg.backend, **cfg.model_kwargs).to(device)
+                 backend=cfg.backend, pretrained=cfg.pretrained or None, **cfg.model_kwargs).to(device)
 
 
 def build_optimizer(cfg: Config, params: list) -> torch.optim.Optimizer:

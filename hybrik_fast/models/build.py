@@ -33,7 +33,8 @@ def build_model(head: str = "heatmap", backbone: str = "resnet34", image_size: i
         fused kernels of each device), "reference" or "cpu"; see
         :mod:`hybrik_fast._backend`.
     pretrained: None, or a path (or dict) of torchvision-layout ImageNet
-        weights for the backbone (``fc.*`` ignored).
+        weights for a ResNet backbone (``fc.*`` ignored), or of a COCO
+        pose-HRNet (``pose_hrnet_w48_256x192.pth``) for an HRNet's trunk.
     head_options: extra arguments of the head's class, e.g. ``deconv_channels``,
         ``dropout`` (heatmap); ``d_model``, ``num_heads``, ``num_layers``,
         ``dropout``, ``keep_range`` (transformer); ``iterations``, ``dropout`` (hmr).

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import BasicBlock, Bottleneck
+from .backbone import BasicBlock, Bottleneck, _name_list, _read_state_dict
 
 #: name -> branch widths (C, 2C, 4C, 8C); stages 2-4 have 1, 4 and 3 modules of
 #: 4 BasicBlocks per branch in every configuration
@@ -35,6 +35,10 @@ BLOCKS_PER_BRANCH = 4
 #: widths of the classification head's bottlenecks, one per branch (×4 out)
 HEAD_WIDTHS = (32, 64, 128, 256)
 FEATURE_CHANNELS = 2048
+#: the trunk's modules that a COCO pose-estimation HRNet file (``pose_hrnet_w48_256x192.pth``,
+#: the public HRNet configuration's HR_PRETRAINED) provides: its PRETRAINED_LAYERS
+POSE_HRNET_LAYERS = ("conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2",
+                     "transition2", "stage3", "transition3", "stage4")
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int, relu: bool,
@@ -156,3 +160,28 @@ def build_hrnet(name: str, heatmap_channels: int) -> HRNet:
     if name not in HRNET_WIDTHS:
         raise ValueError(f"unknown HRNet {name!r}; valid choices: {', '.join(HRNET_WIDTHS)}")
     return HRNet(HRNET_WIDTHS[name], heatmap_channels)
+
+
+def load_pose_hrnet_weights(hrnet: HRNet, source) -> None:
+    """Load the trunk (:data:`POSE_HRNET_LAYERS`) of a pose-estimation HRNet state dict (a path
+    or a dict; bare or under ``state_dict`` / ``model``, ``module.`` prefixes allowed) into
+    ``hrnet``; its other entries (the 17-keypoint ``final_layer``) are ignored and the heads
+    (``final_layer``, ``incre_modules``, ``downsamp_modules``, ``final_feat_layer``) keep their
+    initialisation.  ValueError naming the missing or unexpected trunk keys, or a key whose
+    shape differs (e.g. a W32 file for a W48 trunk)."""
+    def trunk(keys):
+        return {k for k in keys if k.split(".")[0] in POSE_HRNET_LAYERS}
+    state = {k.removeprefix("module."): v for k, v in _read_state_dict(source).items()}
+    state = {k: state[k] for k in trunk(state)}
+    own = hrnet.state_dict()
+    missing, unexpected = trunk(own) - set(state), set(state) - set(own)
+    if missing or unexpected:
+        parts = [f"{label} keys: {_name_list(names)}"
+                 for label, names in (("missing", missing), ("unexpected", unexpected)) if names]
+        raise ValueError("the pretrained weights do not match the pose-HRNet trunk layout; "
+                         + "; ".join(parts))
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(f"pretrained weight {k!r} has shape {tuple(v.shape)}, "
+                             f"the HRNet expects {tuple(own[k].shape)}")
+    hrnet.load_state_dict(state, strict=False)

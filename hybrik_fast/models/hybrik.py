@@ -46,7 +46,7 @@ from ..body import BodyModel
 from ..skeleton import NUM_BETAS, NUM_JOINTS, NUM_TWIST
 from .common import INIT_CAM, BodyHeadModel, unit_twist
 from .heatmap import heatmap_uvd
-from .hrnet import FEATURE_CHANNELS, build_hrnet
+from .hrnet import FEATURE_CHANNELS, build_hrnet, load_pose_hrnet_weights
 from .output import ModelOutput
 
 
@@ -176,8 +176,9 @@ class HybrIKHRNetModel(BodyHeadModel):
         init_small_head(self.preact.final_layer, (self.decshape, self.decphi, self.deccam, self.decsigma))
 
     def load_pretrained_backbone(self, source) -> None:
-        raise ValueError("torchvision ImageNet weights are ResNet weights; an HRNet model starts "
-                         "from a checkpoint's weights instead (--init)")
+        """Load a COCO pose-HRNet file's trunk (path or dict) into ``preact``, as the public
+        configuration does (:func:`~.hrnet.load_pose_hrnet_weights`)."""
+        load_pose_hrnet_weights(self.preact, source)
 
     def predict(self, images: torch.Tensor) -> dict:
         """images (B, 3, S, S) -> uvd (B, 29, 3), twist (B, 23, 2) unit, betas (B, 10),
