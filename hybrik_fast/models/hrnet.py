@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import BasicBlock, Bottleneck, _name_list, _read_state_dict
+from .backbone import BasicBlock, Bottleneck, _read_state_dict, check_weights
 
 #: name -> branch widths (C, 2C, 4C, 8C); stages 2-4 have 1, 4 and 3 modules of
 #: 4 BasicBlocks per branch in every configuration
@@ -174,14 +174,5 @@ def load_pose_hrnet_weights(hrnet: HRNet, source) -> None:
     state = {k.removeprefix("module."): v for k, v in _read_state_dict(source).items()}
     state = {k: state[k] for k in trunk(state)}
     own = hrnet.state_dict()
-    missing, unexpected = trunk(own) - set(state), set(state) - set(own)
-    if missing or unexpected:
-        parts = [f"{label} keys: {_name_list(names)}"
-                 for label, names in (("missing", missing), ("unexpected", unexpected)) if names]
-        raise ValueError("the pretrained weights do not match the pose-HRNet trunk layout; "
-                         + "; ".join(parts))
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise ValueError(f"pretrained weight {k!r} has shape {tuple(v.shape)}, "
-                             f"the HRNet expects {tuple(own[k].shape)}")
+    check_weights(state, own, trunk(own), "the pose-HRNet trunk layout", "the HRNet")
     hrnet.load_state_dict(state, strict=False)
