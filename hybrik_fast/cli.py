@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     add_arguments(p)
     p.add_argument("--train", action="store_true",
                    help="instead: training step time and peak memory, fused vs reference, at the "
-                        "cpu-quick size (hybrik_fast.train.bench)")
+                        "cpu-quick size or a paper preset's (--preset) (hybrik_fast.train.bench)")
     p.add_argument("--onnx", metavar="MODEL,...", default=None,
                    help="instead: whole-model latency, onnxruntime vs eager (fused ops), CPU, B = 1 and 8, "
                         "threads from --threads (default 1,2); models: cpu-quick, resnet34 "
