@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     add_arguments(p)
     p.add_argument("--train", action="store_true",
                    help="instead: training step time and peak memory, fused vs reference, at the "
-                        "cpu-quick size (hybrik_fast.train.bench)")
+                        "cpu-quick size or a paper preset's (--preset) (hybrik_fast.train.bench)")
     p.add_argument("--onnx", metavar="MODEL,...", default=None,
                    help="instead: whole-model latency, onnxruntime vs eager (fused ops), CPU, B = 1 and 8, "
                         "threads from --threads (default 1,2); models: cpu-quick, resnet34 "
@@ -39,9 +39,12 @@ def main(argv=None) -> int:
     p.add_argument("--model", choices=("hrnet48", "resnet34"), default=None,
                    help="instead: the published network's forward at B = 1 and 8, fused vs "
                         "reference, with the soft-argmax / IK / body shares (hybrik_fast.bench_model)")
-    p.add_argument("--preset", default=None, choices=("paper",),
+    p.add_argument("--preset", default=None, choices=("paper", "resnet34-3dpw", "hrnet48-3dpw"),
                    help="with --train: 'paper': ResNet-34, 256 px, 29x64^3, batch 8, the four heads, one "
-                        "process each, peak resident set (hybrik_fast.train.bench_memory)")
+                        "process each, peak resident set (hybrik_fast.train.bench_memory); a training "
+                        "preset: its model, sizes and loss, fused vs reference (hybrik_fast.train.bench)")
+    p.add_argument("--train-batch", type=int, default=None, metavar="B",
+                   help="with --train and a training preset: the batch size (default: the preset's)")
     for name, text in (("train", "train a model (hybrik-fast train --help)"),
                        ("eval", "evaluate a checkpoint (hybrik-fast eval --help)"),
                        ("predict", "SMPL parameters, meshes and renders of photos and videos "

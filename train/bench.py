@@ -3,9 +3,10 @@
 The step is the training loop's own :func:`~.loop.train_step` (forward,
 HybrIKLoss, scaled backward, gradient clipping, the NaN/inf check with its
 host sync, optimiser step (``loop.build_optimizer``)), on one fixed batch of
-SyntheticHumans images at the ``cpu-quick`` size (the preset's backbone,
-image size, heatmap size, batch size and model options; the report's first
-line names them).  Both backends build the same model from the same seed.
+SyntheticHumans images at the ``cpu-quick`` size, or at a paper preset's
+(``--preset resnet34-3dpw | hrnet48-3dpw``, batch ``--train-batch``): the
+preset's backbone, image size, heatmap size, batch size, model options and
+loss (the report's first line names them).  Both backends build the same model from the same seed.
 
 Step time: the median of ``steps`` timed steps after 2 warm-up steps; the
 backends alternate step by step, so a change in machine load hits both
@@ -44,7 +45,8 @@ def _step_fn(model, loss_fn, optimizer, batch, cfg, device):
     scaler = build_scaler(device, amp)
 
     def step(_) -> None:
-        train_step(model, loss_fn, optimizer, scaler, batch, params, cfg.grad_clip, amp)
+        train_step(model, loss_fn, optimizer, scaler, batch, params, cfg.grad_clip, amp,
+                   clip_per_param=cfg.grad_clip_per_param)
         benchmark.sync(device)
     return benchmark.timer(lambda: None, step, device)
 
@@ -127,7 +129,8 @@ def format_report(report: dict) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Entry of ``hybrik-fast bench --train`` (uses --device, --threads, --quick, --json, --train-steps,
-    --preset)."""
+    --preset, --train-batch).  A training preset (``--preset hrnet48-3dpw --train-batch 8``) times
+    that preset's model, sizes and loss on SyntheticHumans images; --quick is then ignored."""
     if getattr(args, "preset", None) == "paper":
         from . import bench_memory
         report = bench_memory.run(steps=args.train_steps or 2, threads=args.threads[0] if args.threads else None)
@@ -138,7 +141,10 @@ def main(args: argparse.Namespace) -> int:
         return 0
     steps = args.train_steps or (2 if args.quick else 10)
     threads = args.threads[0] if args.threads else None
-    report = run("tiny" if args.quick else "cpu-quick", steps=steps, device=args.device, threads=threads)
+    preset = getattr(args, "preset", None) or ("tiny" if args.quick else "cpu-quick")
+    batch = getattr(args, "train_batch", None)
+    report = run(preset, steps=steps, device=args.device, threads=threads,
+                 overrides={"batch_size": batch} if batch else None)
     print()
     print(format_report(report))
     if args.quick:

@@ -102,7 +102,8 @@ def child(name: str, batch: int, steps: int, head_only: bool) -> dict:
 
     def step() -> float:
         t = time.perf_counter()
-        train_step(model, loss_fn, opt, scaler, data, params, cfg.grad_clip, amp)
+        train_step(model, loss_fn, opt, scaler, data, params, cfg.grad_clip, amp,
+                   clip_per_param=cfg.grad_clip_per_param)
         return time.perf_counter() - t
 
     step()                                                    # warm-up: optimiser states exist

@@ -108,28 +108,40 @@ def load_model_weights(path: str, map_location="cpu") -> tuple[dict, dict]:
 def init_weights(model: torch.nn.Module, path: str) -> str:
     """Start ``model`` from the weights of the checkpoint at ``path`` (``--init``, fine-tuning).
 
-    One of our training checkpoints loads directly.  Any other file goes
-    through ``hybrik_fast.models.load_checkpoint`` (the published HybrIK
-    checkpoints), and its state dict must then fit
-    ``model``.  Only the weights are taken (not the optimiser, schedule or
-    step).  Returns which kind of file it was; a mismatch raises
-    CheckpointError naming the path and the keys.
+    ``path``: one of our training checkpoints, or a state dict in the
+    published layout (``hybrik_hrnet.pth`` into the ``hrnet48-3dpw`` model,
+    ``pretrained_w_cam.pth`` into ``resnet34-3dpw``'s; bare or under
+    ``model`` / ``state_dict``, ``module.`` prefixes allowed), or any state
+    dict whose keys are the model's.  Every network entry must be there with
+    the model's shape; only the weights are taken (not the optimiser,
+    schedule or step).  The ``smpl.*`` body buffers are not loaded: the run
+    keeps its configured body (``body=``), the one its labels are computed
+    with.  The camera head's scale is s = 0.9·exp(r) here (common.py) and
+    0.9 + r in the public code: a public checkpoint's raw output r = 0 gives
+    the same scale, r = −0.3 gives 0.67 here against 0.60 there; fine-tuning
+    adapts the head to it.
+
+    Returns a line saying what was loaded and what was done with the file's
+    body.  A mismatch raises CheckpointError naming the path and the missing
+    and unexpected keys, or a key and both shapes.
     """
+    from hybrik_fast.models.checkpoint import load_network, read_state_dict
     path = os.fspath(path)
     try:
         state, kind = model_state(load(path)), "training checkpoint"
     except CheckpointError:
-        from hybrik_fast.models import load_checkpoint
         try:
-            public = load_checkpoint(path, body=getattr(model, "smpl", None))
+            state, kind = read_state_dict(path), "state dict"
         except (ValueError, FileNotFoundError) as e:
             raise CheckpointError(f"--init {path!r}: {e}") from e
-        state, kind = model_state(public.state_dict()), "public checkpoint"
     try:
-        result = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:                                   # a shape mismatch
-        raise CheckpointError(f"--init {path!r} ({kind}) does not fit the model: {e}") from e
-    if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(f"--init {path!r} ({kind}) does not fit the model: missing "
-                              f"{result.missing_keys[:8]}, unexpected {result.unexpected_keys[:8]}")
-    return kind
+        load_network(model, state, f"--init {path!r} ({kind})")
+    except ValueError as e:
+        raise CheckpointError(str(e)) from e
+    note = f"--init: the network weights of {path} ({kind})"
+    body = state.get("smpl.v_template")
+    own = getattr(getattr(model, "smpl", None), "v_template", None)
+    if body is None or own is None:
+        return note
+    return (note + f"; its smpl.* buffers (V = {body.shape[0]}) are not loaded, the run keeps "
+            f"its own body (V = {own.shape[0]})")

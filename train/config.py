@@ -28,6 +28,7 @@ class Config:
     model_kwargs: dict = field(default_factory=dict)   # extra build_model options (deconv_channels, ...)
     body: str = ""                        # SMPL-format body model file ("" = the synthetic body)
     init: str = ""                        # checkpoint whose weights start the run (fine-tuning; "" = none)
+    pretrained: str = ""                  # backbone weights: torchvision ImageNet (ResNet) or pose-HRNet file
     # ---- data
     data: str = "synthetic"               # dataset spec, see hybrik_fast.train.data
     val_data: str = ""                    # held-out spec; "" = the synthetic val split of `data`
@@ -55,6 +56,7 @@ class Config:
     gamma: float = 0.1                    # multistep: factor at each milestone
     warmup_steps: float = 4000.0          # invsqrt: linear warm-up, a fraction of the run (< 1) or steps
     grad_clip: float = 1.0                # max global grad norm; 0 = no clipping
+    grad_clip_per_param: bool = False     # grad_clip bounds each parameter's grad norm (the public script)
     amp: str = "auto"                     # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 (CUDA, loss scaling) | off
     loss: dict = field(default_factory=dict)   # keyword arguments of hybrik_fast.losses.HybrIKLoss
     # ---- run
@@ -78,16 +80,18 @@ class Config:
 # The public HybrIK recipe (configs/256x192_adam_lr1e-3-*_w_pw3d*.yaml at 9b8681d): 256 x 256
 # crops, 29 x 64^3 heatmaps, H36M / COCO / 3DHP / 3DPW mixed 0.3 / 0.4 / 0.1 / 0.2, the
 # Laplace loss (beta 1, theta 0.01, twist 1, uvd 1), Adam 1e-3 x 0.1 at two milestones of 200
-# epochs, gradient norm clipped at 5, augmentation: scale 0.3 and rotation 30 deg drawn from
+# epochs, each parameter's gradient norm clipped at 5 (scripts/train_smpl_cam.py), augmentation: scale 0.3 and rotation 30 deg drawn from
 # clipped normals (rotation with probability 0.6), colour 0.2, flip 0.25 (3D sets) / 0.5 (COCO),
-# synthetic occlusion (area up to 0.3 / 0.7 of the box, aspect 0.5..2 / 0.3..3.3).
+# synthetic occlusion (area up to 0.3 / 0.7 of the box, aspect 0.5..2 / 0.3..3.3).  The public
+# runs start the backbone from pose_hrnet_w48_256x192.pth (HRNet) or torchvision's ImageNet
+# ResNet-34: pass that file as pretrained=FILE (not set here: the file is the user's).
 _PUBLIC_AUGMENT = dict(sampling="normal", scale_factor=0.3, rotation_factor=30.0, rotation_prob=0.6,
                        flip_prob=0.25, colour_factor=0.2, occlusion=True, occlusion_area=[0.0, 0.3],
                        occlusion_ratio=[0.5, 2.0])
 _PAPER = dict(
     head="heatmap", image_size=256, heatmap_size=[64, 64, 64], data="mixed", val_data="3dpw::test",
     optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="multistep", gamma=0.1, epochs=200,
-    grad_clip=5.0, loss=dict(uvd=1.0, beta=1.0, rot=0.01, twist=1.0, camera=1.0, laplace=True),
+    grad_clip=5.0, grad_clip_per_param=True, loss=dict(uvd=1.0, beta=1.0, rot=0.01, twist=1.0, camera=1.0, laplace=True),
     augment=_PUBLIC_AUGMENT,
     augment_2d={**_PUBLIC_AUGMENT, "flip_prob": 0.5, "occlusion_area": [0.0, 0.7],
                 "occlusion_ratio": [0.3, 1 / 0.3]},

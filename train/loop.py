@@ -55,7 +55,7 @@ def build_model(cfg: Config, device: torch.device, body=None) -> torch.nn.Module
     from hybrik_fast.models import build_model as build
     return build(head=cfg.head, backbone=cfg.backbone, image_size=cfg.image_size,
                  heatmap_size=tuple(cfg.heatmap_size), body=body if body is not None else build_body(cfg),
-                 backend=cfg.backend, **cfg.model_kwargs).to(device)
+                 backend=cfg.backend, pretrained=cfg.pretrained or None, **cfg.model_kwargs).to(device)
 
 
 def build_optimizer(cfg: Config, params: list) -> torch.optim.Optimizer:
@@ -147,13 +147,31 @@ def param_checksum(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def clip_gradients(params: list, max_norm: float, per_param: bool = False) -> torch.Tensor:
+    """Clip the gradients of ``params`` to norm ``max_norm`` (<= 0: none); returns the global
+    gradient norm before clipping (0-dim tensor).
+
+    Global (default): every gradient scaled by min(1, max_norm / (‖g‖ + 1e-6)), ‖g‖ the
+    norm of all of them together (``clip_grad_norm_``).  ``per_param``: each parameter's
+    gradient g_p by min(1, max_norm / (‖g_p‖ + 1e-6)) on its own, as the public HybrIK
+    training script does (``clip_grad_norm_(p, 5)`` for each parameter p)."""
+    if not per_param or max_norm <= 0:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else math.inf)
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch._foreach_norm(grads)                                  # one 0-dim norm per tensor
+    for g, n in zip(grads, norms):
+        g.mul_(torch.clamp(max_norm / (n + 1e-6), max=1.0))
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
 def train_step(model: torch.nn.Module, loss_fn, optimizer: torch.optim.Optimizer, scaler, batch: dict,
                params: list, grad_clip: float, amp_dtype: torch.dtype | None,
-               poison: bool = False) -> tuple[float, float, dict]:
+               poison: bool = False, clip_per_param: bool = False) -> tuple[float, float, dict]:
     """One optimisation step on ``batch`` (its "image" (B, 3, S, S) on the model's device).
 
     Forward under autocast (``amp_dtype``; None: off), loss, scaled backward,
-    unscale, gradient clipping to ``grad_clip`` (<= 0: none), then the NaN/inf
+    unscale, gradient clipping to ``grad_clip`` (<= 0: none; per parameter with
+    ``clip_per_param``, see :func:`clip_gradients`), then the NaN/inf
     check of the loss and the gradient norm together: a finite step updates
     the parameters, a non-finite one leaves them and restores the batch-norm
     statistics its forward changed.  The gradients are freed either way and
@@ -171,7 +189,7 @@ def train_step(model: torch.nn.Module, loss_fn, optimizer: torch.optim.Optimizer
         loss = loss * float("nan")
     scaler.scale(loss).backward()                                      # .grad is None here
     scaler.unscale_(optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else math.inf)
+    grad_norm = clip_gradients(params, grad_clip, clip_per_param)
     # host sync: one per step.  The loss and the all-reduced gradient
     # norm are checked together, so every rank takes the same decision.
     loss_value, gnorm_value = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
@@ -243,7 +261,9 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
     # ---- model, loss, optimiser, schedule
     raw_model = model.to(device) if model is not None else build_model(cfg, device, body)
     if cfg.init and ckpt is None:                                    # --init: fine-tune from its weights
-        checkpoint.init_weights(raw_model, cfg.init)
+        note = checkpoint.init_weights(raw_model, cfg.init)
+        if master:
+            print(note, flush=True)
     loss_fn = (loss_fn if loss_fn is not None else build_loss(cfg)).to(device)
     params = [p for p in raw_model.parameters() if p.requires_grad]
     optimizer = build_optimizer(cfg, params)
@@ -323,7 +343,8 @@ def train(cfg: Config, *, resume: bool = False, overrides: dict | None = None,
             batch = to_device(batch, device)
             loss_value, gnorm_value, terms = train_step(
                 train_model, loss_fn, optimizer, scaler, batch, params, cfg.grad_clip, amp_dtype,
-                poison=step + 1 in cfg.inject_nan_steps)                # debugging: a NaN loss
+                poison=step + 1 in cfg.inject_nan_steps,                # debugging: a NaN loss
+                clip_per_param=cfg.grad_clip_per_param)
             finite = math.isfinite(loss_value) and math.isfinite(gnorm_value)
             if finite:
                 bad_run = 0

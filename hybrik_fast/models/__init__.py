@@ -10,13 +10,14 @@ from .backbone import BACKBONES, ResNet, build_backbone, load_torchvision_weight
 from .build import HEADS, build_model, load_pretrained_backbone
 from .checkpoint import load_checkpoint
 from .hmr import HMRModel, matrix_to_rot6d, rot6d_to_matrix
-from .hybrik import HybrIKModel
+from .hybrik import HybrIKHRNetModel, HybrIKModel
 from .hrnet import HRNet, build_hrnet
 from .output import FIELDS, ModelOutput
 from .public import HybrIKHRNetCam, HybrIKResNetCam
 from .transformer import HybrIKTransformer
 
-__all__ = ["BACKBONES", "FIELDS", "HEADS", "HMRModel", "HRNet", "HybrIKHRNetCam", "HybrIKModel",
-           "HybrIKResNetCam", "HybrIKTransformer", "ModelOutput", "ResNet", "build_backbone",
-           "build_hrnet", "build_model", "load_checkpoint", "load_pretrained_backbone",
-           "load_torchvision_weights", "matrix_to_rot6d", "rot6d_to_matrix"]
+__all__ = ["BACKBONES", "FIELDS", "HEADS", "HMRModel", "HRNet", "HybrIKHRNetCam",
+           "HybrIKHRNetModel", "HybrIKModel", "HybrIKResNetCam", "HybrIKTransformer",
+           "ModelOutput", "ResNet", "build_backbone", "build_hrnet", "build_model",
+           "load_checkpoint", "load_pretrained_backbone", "load_torchvision_weights",
+           "matrix_to_rot6d", "rot6d_to_matrix"]

@@ -156,6 +156,22 @@ def _name_list(names, limit: int = 8) -> str:
     return ", ".join(names[:limit]) + more
 
 
+def check_weights(state: dict, own: dict, required: set, layout: str, target: str) -> None:
+    """ValueError naming the ``required`` keys that ``state`` lacks (``num_batches_tracked``
+    excepted: older files have none) and its keys that ``own`` lacks, or a key whose shape
+    differs from ``own``'s.  ``layout`` and ``target`` name the two sides in the message."""
+    missing = {k for k in required - set(state) if not k.endswith("num_batches_tracked")}
+    unexpected = set(state) - set(own)
+    if missing or unexpected:
+        parts = [f"{label} keys: {_name_list(names)}"
+                 for label, names in (("missing", missing), ("unexpected", unexpected)) if names]
+        raise ValueError(f"the pretrained weights do not match {layout}; " + "; ".join(parts))
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(f"pretrained weight {k!r} has shape {tuple(v.shape)}, "
+                             f"{target} expects {tuple(own[k].shape)}")
+
+
 def load_torchvision_weights(backbone: ResNet, source) -> None:
     """Load an ImageNet state dict in torchvision's key layout into ``backbone``.
 
@@ -167,20 +183,6 @@ def load_torchvision_weights(backbone: ResNet, source) -> None:
     """
     state = {k: v for k, v in _read_state_dict(source).items() if not k.startswith("fc.")}
     own = backbone.state_dict()
-    optional = {k for k in own if k.endswith("num_batches_tracked")}
-    missing = set(own) - set(state) - optional
-    unexpected = set(state) - set(own)
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {_name_list(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {_name_list(unexpected)}")
-        raise ValueError("the pretrained weights do not match the backbone's torchvision layout; "
-                         + "; ".join(parts))
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise ValueError(f"pretrained weight {k!r} has shape {tuple(v.shape)}, "
-                             f"the backbone expects {tuple(own[k].shape)}")
+    check_weights(state, own, set(own), "the backbone's torchvision layout", "the backbone")
     full = {k: state.get(k, own[k]) for k in own}
     backbone.load_state_dict(full, strict=True)

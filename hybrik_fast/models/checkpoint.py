@@ -102,9 +102,25 @@ def body_from_public(state: dict, path: str = "checkpoint") -> tuple[BodyModel, 
     return body, b["J_regressor_h36m"].float()
 
 
-def _load_network(model: torch.nn.Module, state: dict, path: str) -> None:
-    """Strictly load every non-SMPL entry; ValueError naming a missing or
-    unexpected key, or a key and both shapes."""
+def read_state_dict(path, map_location="cpu") -> dict:
+    """The tensor dict of a checkpoint file (bare, or under ``model`` /
+    ``state_dict``), ``module.`` prefixes removed.  FileNotFoundError, or
+    ValueError naming the path for an unreadable file or one that holds no
+    state dict."""
+    path = os.fspath(path)
+    state = _state_dict(_read(path, map_location))
+    if state is None:
+        raise ValueError(f"{path}: not a state dict (a mapping of names to tensors, bare or "
+                         f"under 'model' / 'state_dict')")
+    return state
+
+
+def load_network(model: torch.nn.Module, state: dict, path: str, assign: bool = False) -> None:
+    """Strictly load every non-SMPL entry of ``state`` into ``model`` (the
+    ``smpl.*`` body buffers are neither loaded nor required); ValueError
+    naming a missing or unexpected key, or a key and both shapes.
+    ``assign``: take the tensors themselves (a model built on the meta
+    device) instead of copying into the model's own."""
     own = {k: v for k, v in model.state_dict().items()
            if not k.startswith("smpl.") and k != "J_regressor_h36m"}
     given = {k: v for k, v in state.items() if not k.startswith("smpl.")}
@@ -118,7 +134,7 @@ def _load_network(model: torch.nn.Module, state: dict, path: str) -> None:
         if tuple(v.shape) != tuple(own[k].shape):
             raise ValueError(f"{path}: {k!r} has shape {tuple(v.shape)} in the checkpoint, "
                              f"the model expects {tuple(own[k].shape)}")
-    model.load_state_dict(given, strict=False, assign=True)
+    model.load_state_dict(given, strict=False, assign=assign)
 
 
 def build_public(state: dict, backend: str = "auto", depth_factor: float = DEPTH_FACTOR,
@@ -139,7 +155,7 @@ def build_public(state: dict, backend: str = "auto", depth_factor: float = DEPTH
     with torch.device("meta"):      # no random initialisation: every weight comes from the file
         model = cls(body if body is not None else own_body, None, depth_factor, backend, **kwargs)
     model.J_regressor_h36m = h36m
-    _load_network(model, state, path)
+    load_network(model, state, path, assign=True)
     return model.eval()
 
 

@@ -35,7 +35,9 @@ class BodyHeadModel(nn.Module):
     """Base of every model: backbone ``preact``, body model ``smpl``, the
     ``init_cam`` and ``init_shape`` buffers, image checks and the mesh path."""
 
-    def __init__(self, backbone: str, image_size: int, body: BodyModel | None, backend: str):
+    def __init__(self, backbone: str | nn.Module, image_size: int, body: BodyModel | None,
+                 backend: str):
+        """backbone: a ResNet name (:func:`build_backbone`) or a built trunk (the HRNet head's)."""
         super().__init__()
         backend = _backend.check_shared(backend, MODEL_OPS, "the model's")
         if not isinstance(image_size, int) or image_size <= 0 or image_size % 32:
@@ -43,7 +45,7 @@ class BodyHeadModel(nn.Module):
                              f"got {image_size!r}")
         self.image_size = image_size
         self.backend = backend
-        self.preact = build_backbone(backbone)
+        self.preact = build_backbone(backbone) if isinstance(backbone, str) else backbone
         self.smpl = BodyModel.synthetic() if body is None else body
         self.register_buffer("init_cam", torch.tensor(INIT_CAM))
         # mean of the SMPL shape space: the betas are PCA coefficients, so zero

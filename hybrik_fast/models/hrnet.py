@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import BasicBlock, Bottleneck
+from .backbone import BasicBlock, Bottleneck, _read_state_dict, check_weights
 
 #: name -> branch widths (C, 2C, 4C, 8C); stages 2-4 have 1, 4 and 3 modules of
 #: 4 BasicBlocks per branch in every configuration
@@ -35,6 +35,10 @@ BLOCKS_PER_BRANCH = 4
 #: widths of the classification head's bottlenecks, one per branch (×4 out)
 HEAD_WIDTHS = (32, 64, 128, 256)
 FEATURE_CHANNELS = 2048
+#: the trunk's modules that a COCO pose-estimation HRNet file (``pose_hrnet_w48_256x192.pth``,
+#: the public HRNet configuration's HR_PRETRAINED) provides: its PRETRAINED_LAYERS
+POSE_HRNET_LAYERS = ("conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2",
+                     "transition2", "stage3", "transition3", "stage4")
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int, relu: bool,
@@ -130,6 +134,12 @@ class HRNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (B, 3, S, S) -> (heatmap logits (B, K·D, S/4, S/4), feature (B, 2048))."""
+        fine, feature = self.features(images)
+        return self.final_layer(fine), feature
+
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B, 3, S, S) -> (branch 0 (B, widths[0], S/4, S/4), the input of
+        ``final_layer``; feature (B, 2048))."""
         x = self.relu(self.bn1(self.conv1(images)))
         x = self.layer1(self.relu(self.bn2(self.conv2(x))))               # (B, 256, S/4, S/4)
         ys = [x]
@@ -138,12 +148,11 @@ class HRNet(nn.Module):
             xs = [ys[min(i, len(ys) - 1)] if t is None else t(ys[min(i, len(ys) - 1)])
                   for i, t in enumerate(transition)]
             ys = getattr(self, f"stage{s}")(xs)
-        heatmaps = self.final_layer(ys[0])
         y = self.incre_modules[0](ys[0])
         for i, down in enumerate(self.downsamp_modules):
             y = self.incre_modules[i + 1](ys[i + 1]) + down(y)
         feature = self.final_feat_layer(y).mean(dim=(2, 3))               # (B, 2048)
-        return heatmaps, feature
+        return ys[0], feature
 
 
 def build_hrnet(name: str, heatmap_channels: int) -> HRNet:
@@ -151,3 +160,19 @@ def build_hrnet(name: str, heatmap_channels: int) -> HRNet:
     if name not in HRNET_WIDTHS:
         raise ValueError(f"unknown HRNet {name!r}; valid choices: {', '.join(HRNET_WIDTHS)}")
     return HRNet(HRNET_WIDTHS[name], heatmap_channels)
+
+
+def load_pose_hrnet_weights(hrnet: HRNet, source) -> None:
+    """Load the trunk (:data:`POSE_HRNET_LAYERS`) of a pose-estimation HRNet state dict (a path
+    or a dict; bare or under ``state_dict`` / ``model``, ``module.`` prefixes allowed) into
+    ``hrnet``; its other entries (the 17-keypoint ``final_layer``) are ignored and the heads
+    (``final_layer``, ``incre_modules``, ``downsamp_modules``, ``final_feat_layer``) keep their
+    initialisation.  ValueError naming the missing or unexpected trunk keys, or a key whose
+    shape differs (e.g. a W32 file for a W48 trunk)."""
+    def trunk(keys):
+        return {k for k in keys if k.split(".")[0] in POSE_HRNET_LAYERS}
+    state = {k.removeprefix("module."): v for k, v in _read_state_dict(source).items()}
+    state = {k: state[k] for k in trunk(state)}
+    own = hrnet.state_dict()
+    check_weights(state, own, trunk(own), "the pose-HRNet trunk layout", "the HRNet")
+    hrnet.load_state_dict(state, strict=False)

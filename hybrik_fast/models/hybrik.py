@@ -16,6 +16,9 @@
          twist), deccam (camera, see common.py), decsigma (σ, sigmoid)
       -> camera.back_project(uvd, camera) -> hybrik_ik -> body model.
 
+With an HRNet backbone the head is :class:`HybrIKHRNetModel` (the public
+``HRNetSMPLCam``'s: heatmap and 2048-d feature from the HRNet itself).
+
 The state-dict names follow the public implementation's
 ``Simple3DPoseBaseSMPLCam``: ``preact.*``, ``deconv_layers.{0,1,3,4,6,7}.*``,
 ``final_layer.*``, ``fc1.*``, ``fc2.*``, ``dec{shape,phi,cam,sigma}.*``,
@@ -41,8 +44,9 @@ from torch import nn
 
 from ..body import BodyModel
 from ..skeleton import NUM_BETAS, NUM_JOINTS, NUM_TWIST
-from .common import BodyHeadModel, unit_twist
+from .common import INIT_CAM, BodyHeadModel, unit_twist
 from .heatmap import heatmap_uvd
+from .hrnet import FEATURE_CHANNELS, build_hrnet, load_pose_hrnet_weights
 from .output import ModelOutput
 
 
@@ -56,6 +60,16 @@ def check_heatmap_size(heatmap_size) -> tuple[int, int, int]:
     if not ok:
         raise ValueError(f"heatmap_size must be three positive ints (D, H, W), got {heatmap_size!r}")
     return D, H, W
+
+
+def init_small_head(final_layer: nn.Conv2d, regressors) -> None:
+    """Near-uniform heatmaps (final_layer ~ N(0, 0.001²), zero bias) and near-zero
+    regressor outputs (Xavier, gain 0.01, zero bias): mean shape, initial camera."""
+    nn.init.normal_(final_layer.weight, std=0.001)
+    nn.init.zeros_(final_layer.bias)
+    for m in regressors:
+        nn.init.xavier_uniform_(m.weight, gain=0.01)
+        nn.init.zeros_(m.bias)
 
 
 class HybrIKModel(BodyHeadModel):
@@ -98,11 +112,7 @@ class HybrIKModel(BodyHeadModel):
         for m in self.deconv_layers.modules():
             if isinstance(m, nn.ConvTranspose2d):
                 nn.init.normal_(m.weight, std=0.001)
-        nn.init.normal_(self.final_layer.weight, std=0.001)
-        nn.init.zeros_(self.final_layer.bias)
-        for m in (self.decshape, self.decphi, self.deccam, self.decsigma):
-            nn.init.xavier_uniform_(m.weight, gain=0.01)
-            nn.init.zeros_(m.bias)
+        init_small_head(self.final_layer, (self.decshape, self.decphi, self.deccam, self.decsigma))
 
     def predict(self, images: torch.Tensor) -> dict:
         """images (B, 3, S, S) -> the network's raw predictions: uvd (B, 29, 3),
@@ -125,6 +135,64 @@ class HybrIKModel(BodyHeadModel):
         camera = self.decode_camera(self.deccam(x))                   # (B, 3)
         sigma = torch.sigmoid(self.decsigma(x))                       # (B, 29)
         return {"uvd": uvd, "twist": twist, "betas": betas, "camera": camera, "sigma": sigma}
+
+    def forward(self, images: torch.Tensor) -> ModelOutput:
+        """images (B, 3, S, S) -> :class:`ModelOutput` (all fields; sigma (B, 29))."""
+        return self.decode(**self.predict(images))
+
+
+class HybrIKHRNetModel(BodyHeadModel):
+    """HybrIK with the HRNet head of the public ``HRNetSMPLCam`` (``--preset
+    hrnet48-3dpw``); ``model(images) -> ModelOutput``.
+
+        images (B, 3, S, S) -> preact (HRNet, models/hrnet.py): branch 0 (B, C, S/4, S/4)
+          and feature (B, 2048) -> preact.final_layer + soft-argmax -> uvd (B, 29, 3)
+          (heatmap_size (D, H, W); (H, W) other than (S/4, S/4) by bilinear resampling)
+        feature -> decshape (β offset from init_shape), decphi (23×2 twist),
+          deccam (1 value: the scale), decsigma (σ, sigmoid); no FC layers, no dropout
+
+    Camera, as published: the head predicts the scale only,
+    s = init_cam · exp(δs) with ``init_cam`` = (0.9,) (see common.py for the
+    exponential), and the root's (x, y) comes from its own (u, v): the camera
+    is (s, u_0 / s, v_0 / s), i.e. the root at depth FOCAL_NORM / s on the ray
+    through (u_0, v_0) (camera.py).  The state dict has the public keys (``preact.*``,
+    ``dec{shape,phi,cam,sigma}.*``, ``init_cam`` (1), ``init_shape``; the
+    body's buffers under ``smpl.*``), so ``hybrik_hrnet.pth`` fine-tunes from
+    its weights (``--init``).
+    """
+
+    def __init__(self, backbone: str = "hrnet48", image_size: int = 256,
+                 heatmap_size=(64, 64, 64), body: BodyModel | None = None,
+                 backend: str = "auto", fused_head: bool = False):
+        size = check_heatmap_size(heatmap_size)
+        super().__init__(build_hrnet(backbone, NUM_JOINTS * size[0]), image_size, body, backend)
+        self.heatmap_size = size
+        self.fused_head = bool(fused_head)
+        self.register_buffer("init_cam", torch.tensor(INIT_CAM[:1]))
+        self.decshape = nn.Linear(FEATURE_CHANNELS, NUM_BETAS)
+        self.decphi = nn.Linear(FEATURE_CHANNELS, NUM_TWIST * 2)
+        self.deccam = nn.Linear(FEATURE_CHANNELS, 1)
+        self.decsigma = nn.Linear(FEATURE_CHANNELS, NUM_JOINTS)
+        init_small_head(self.preact.final_layer, (self.decshape, self.decphi, self.deccam, self.decsigma))
+
+    def load_pretrained_backbone(self, source) -> None:
+        """Load a COCO pose-HRNet file's trunk (path or dict) into ``preact``, as the public
+        configuration does (:func:`~.hrnet.load_pose_hrnet_weights`)."""
+        load_pose_hrnet_weights(self.preact, source)
+
+    def predict(self, images: torch.Tensor) -> dict:
+        """images (B, 3, S, S) -> uvd (B, 29, 3), twist (B, 23, 2) unit, betas (B, 10),
+        camera (B, 3) = (s, u_0/s, v_0/s), sigma (B, 29)."""
+        self.check_images(images)
+        B = images.shape[0]
+        fine, x = self.preact.features(images)                        # (B, C, S/4, S/4), (B, 2048)
+        uvd = heatmap_uvd(fine, self.preact.final_layer, self.heatmap_size, self.backend,
+                          self.fused_head)                            # (B, 29, 3)
+        scale = self.init_cam.to(x.dtype) * torch.exp(self.deccam(x))  # (B, 1)
+        camera = torch.cat([scale, uvd[:, 0, :2] / scale], dim=-1)    # (B, 3)
+        return {"uvd": uvd, "twist": unit_twist(self.decphi(x).reshape(B, NUM_TWIST, 2)),
+                "betas": self.init_shape.to(x.dtype) + self.decshape(x), "camera": camera,
+                "sigma": torch.sigmoid(self.decsigma(x))}
 
     def forward(self, images: torch.Tensor) -> ModelOutput:
         """images (B, 3, S, S) -> :class:`ModelOutput` (all fields; sigma (B, 29))."""
