@@ -13,9 +13,11 @@ Every term is a masked mean over the label entries,
 
     L_pose    |uvd − uvd*| per coordinate (eq. 18), weight joints_uvd_weight;
               with ``use_xyz`` |joints − xyz*| in metres, weight joints_xyz_weight;
-              with ``laplace`` the Laplace negative log-likelihood
-              log σ_k + |err| / σ_k (constant log 2 dropped) with the
-              model's per-joint σ (heatmap head), so σ learns the error scale
+              with ``laplace`` the public LaplaceLossDimSMPLCam's negative
+              log-likelihood log σ_k + |err| / (√2 σ_k) (its constant
+              log √(2π) dropped) with the model's per-joint σ (heatmap head),
+              so σ learns the error scale on the public scale (the published
+              HRNet reads it back: weights 1 − 10 σ in its camera fit)
     L_shape   (β − β*)² per coefficient (eq. 21), weight smpl_weight
     L_rot     (R − R*)² per matrix entry (eq. 22), weight smpl_weight
     L_tw      ((cos, sin) − (cos*, sin*))² (eq. 19), weight twist_weight
@@ -37,6 +39,8 @@ from the output; they are cast to the output's dtype and device.  Shapes are
 non-floating tensor TypeError (the weights may also be bool).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -115,7 +119,7 @@ class HybrIKLoss(nn.Module):
             err, w = (output["uvd"] - label("joints_uvd")).abs(), uvd_w
         if self.laplace:
             b = output["sigma"][..., None] + SIGMA_EPS                         # (B, 29, 1)
-            err = torch.log(b) + err / b
+            err = torch.log(b) + err / (math.sqrt(2.0) * b)
         terms = {"pose": masked_mean(err, w)}
 
         terms["beta"] = masked_mean((output["betas"] - label("betas")) ** 2, smpl_w)
