@@ -22,11 +22,12 @@ import torch
 from .benchmark import header, header_lines, measure, timer, write_json
 
 #: model name -> build_model arguments (random weights); "cpu-quick" is the training preset's
-#: model, "hrnet48" the public HRNet-W48 layout (models/public.py: HybrIKHRNetCam, 256 px)
+#: model; "public": the published layout of that name (models/public.py, 256 px; "hrnet48" is
+#: HRNetSMPLCam's) with a random SMPL-sized body, as ``bench --model`` builds it
 MODELS = {
     "cpu-quick": None,
     "resnet34": dict(backbone="resnet34", image_size=256, heatmap_size=(64, 64, 64)),
-    "hrnet48": dict(public="hrnet48"),
+    "hrnet48": "public",
 }
 
 
@@ -39,10 +40,10 @@ def build(name: str) -> torch.nn.Module:
         from .train import config
         from .train.loop import build_model as from_config
         return from_config(config.make_config(name), torch.device("cpu")).eval()
-    if "public" in MODELS[name]:
-        from .body import BodyModel
-        from .models.public import HybrIKHRNetCam
-        return HybrIKHRNetCam(BodyModel.synthetic(), backbone=MODELS[name]["public"]).eval()
+    if MODELS[name] == "public":
+        from .bench_model import MODELS as PUBLIC, smpl_sized_body
+        body, h36m = smpl_sized_body()
+        return PUBLIC[name](body, h36m, backbone=name).eval()
     from .models import build_model
     return build_model(**MODELS[name]).eval()
 
