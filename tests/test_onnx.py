@@ -47,8 +47,8 @@ ARCHS = {
 HEATMAP_GAIN = 4.0
 #: the shortest bone any test skeleton may have (metres): shorter ones make the IK ill-posed
 MIN_BONE = 0.01
-#: a swing (angle between a rest bone and its target) at most this far from a
-#: half-turn is ill-conditioned (see test_onnxruntime_matches_eager); degrees
+#: degrees: a swing (the angle between a rest bone and its target) wider than this
+#: is near enough a half-turn to be ill-conditioned (a human's stay under it; _well_posed)
 HUMAN_SWING = 150.0
 
 
