@@ -32,7 +32,7 @@ def main(argv=None) -> int:
                         "cpu-quick size or a paper preset's (--preset) (hybrik_fast.train.bench)")
     p.add_argument("--onnx", metavar="MODEL,...", default=None,
                    help="instead: whole-model latency, onnxruntime vs eager (fused ops), CPU, B = 1 and 8, "
-                        "threads from --threads (default 1,2); models: cpu-quick, resnet34 "
+                        "threads from --threads (default 1,2); models: cpu-quick, resnet34, hrnet48 "
                         "(hybrik_fast.onnx_bench)")
     p.add_argument("--train-steps", type=int, default=None,
                    help="with --train: timed steps per backend (default 10, 3 with --quick)")

@@ -21,10 +21,13 @@ import torch
 
 from .benchmark import header, header_lines, measure, timer, write_json
 
-#: model name -> build_model arguments (random weights); "cpu-quick" is the training preset's model
+#: model name -> build_model arguments (random weights); "cpu-quick" is the training preset's
+#: model; "public": the published layout of that name (models/public.py, 256 px; "hrnet48" is
+#: HRNetSMPLCam's) with a random SMPL-sized body, as ``bench --model`` builds it
 MODELS = {
     "cpu-quick": None,
     "resnet34": dict(backbone="resnet34", image_size=256, heatmap_size=(64, 64, 64)),
+    "hrnet48": "public",
 }
 
 
@@ -37,6 +40,10 @@ def build(name: str) -> torch.nn.Module:
         from .train import config
         from .train.loop import build_model as from_config
         return from_config(config.make_config(name), torch.device("cpu")).eval()
+    if MODELS[name] == "public":
+        from .bench_model import MODELS as PUBLIC, smpl_sized_body
+        body, h36m = smpl_sized_body()
+        return PUBLIC[name](body, h36m, backbone=name).eval()
     from .models import build_model
     return build_model(**MODELS[name]).eval()
 
@@ -45,7 +52,7 @@ def run(models=("cpu-quick",), threads=(1, 2), batches=(1, 8), budget: float = 2
         min_reps: int = 3, max_reps: int = 50) -> dict:
     """Median milliseconds per call, {model: {threads: {B: {"eager": ms, "onnx": ms}}}}, plus the header."""
     from .onnx_engine import OnnxModel
-    from .onnx_export import export_onnx
+    from .onnx_export import export_onnx, image_size
     import onnxruntime
     report = {"header": header(torch.device("cpu"), torch.float32), "rows": []}
     report["header"]["versions"]["onnxruntime"] = onnxruntime.__version__
@@ -60,7 +67,8 @@ def run(models=("cpu-quick",), threads=(1, 2), batches=(1, 8), budget: float = 2
                     engine = OnnxModel(path, threads=n)
                     for B in batches:
                         g = torch.Generator().manual_seed(B)
-                        images = torch.randn(B, 3, model.image_size, model.image_size, generator=g)
+                        S = image_size(model)
+                        images = torch.randn(B, 3, S, S, generator=g)
                         row = {"model": name, "threads": n, "B": B}
                         with torch.no_grad():
                             for label, fn in (("eager", model), ("onnx", engine)):

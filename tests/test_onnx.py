@@ -3,7 +3,8 @@ decomposition against the reference, onnxruntime against eager PyTorch (fused
 ops), the graph's structure, the CLI, the engine, and bad input.
 
 Each architecture is exported once per session (module-scoped fixture); adding
-an architecture is one line in ARCHS.
+an architecture is one line in ARCHS.  Its random weights are made to predict
+spread skeletons, as trained weights do (:func:`_spread_skeletons`).
 """
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ import hybrik_fast
 from hybrik_fast import export_ops, reference
 from hybrik_fast.benchmark import ik_sample
 from hybrik_fast.cli import main as cli_main
+from hybrik_fast.body import BodyModel
 from hybrik_fast.data.synthetic import SyntheticHumans
 from hybrik_fast.models import build_model
-from hybrik_fast.onnx_export import OUTPUTS, check_writable, export_onnx, output_fields
+from hybrik_fast.models.public import HybrIKHRNetCam
+from hybrik_fast.onnx_export import OUTPUTS, check_writable, export_onnx, image_size, output_fields
+from hybrik_fast.skeleton import IK_CHILD, NUM_SMPL_JOINTS, PARENTS_29
 
 onnx = pytest.importorskip("onnx", reason="the onnx extra (pip install '.[onnx]') is part of .[test]")
 from hybrik_fast.onnx_engine import OnnxModel  # noqa: E402
@@ -30,11 +34,22 @@ TOL = {"uvd": 1e-4, "joints": 1e-4, "betas": 1e-4, "twist": 1e-4,
        "rotmats": 1e-3, "vertices": 1e-3, "transl": 1e-3, "cam_root": 1e-3}
 
 #: architecture -> how to build it (random weights); "own" ones go through a
-#: training checkpoint and ``hybrik-fast export``
+#: training checkpoint and ``hybrik-fast export``, "public" ones are the
+#: published networks' layouts (models/public.py), the others build_model's
 ARCHS = {
     "cpu-quick": dict(own=True),
     "resnet34": dict(backbone="resnet34", image_size=256, heatmap_size=(64, 64, 64)),
+    "hrnet48": dict(public=HybrIKHRNetCam, backbone="hrnet48", gain=1.5,
+                    fails={8: "HRNet-W48's float32 rounding: onnxruntime's and eager's uvd are each "
+                              "~6e-5 from float64 eager, up to 1.2e-4 apart (joints 2.5e-4)"}),
 }
+#: gain of the redrawn heatmap layer (ARCHS' ``gain`` overrides): its weights are N(0, (gain / sqrt(C))²)
+HEATMAP_GAIN = 4.0
+#: the shortest bone any test skeleton may have (metres): shorter ones make the IK ill-posed
+MIN_BONE = 0.01
+#: degrees: a swing (the angle between a rest bone and its target) wider than this
+#: is near enough a half-turn to be ill-conditioned (a human's stay under it; _well_posed)
+HUMAN_SWING = 150.0
 
 
 # ------------------------------------------------------------- decompositions
@@ -79,14 +94,52 @@ def test_export_ik_matches_reference(mode, fallback):
 
 # ------------------------------------------------------------- exported models
 
+def _spread_skeletons(model: torch.nn.Module, heatmap_layer: torch.nn.Conv2d,
+                      gain: float = HEATMAP_GAIN) -> None:
+    """Make a randomly initialised model predict spread skeletons, in place (seeded).
+
+    As initialised, the heatmaps are near-uniform (the heatmap layer's weights
+    have std 1e-3) or, in the HRNet, He-initialised activations grow to ~1e8
+    through unit BatchNorm statistics; either way the skeletons are not a
+    trained network's: bones of 0.05-3 mm, or of kilometres.  Two steps make
+    them like one: every BatchNorm's running statistics are set to those of a
+    seeded batch of 4 random images (so activations are normalised, as
+    training leaves them), then ``heatmap_layer`` (1×1, C inputs) is redrawn
+    from N(0, (gain/√C)²): peaked heatmaps whose joints spread over the
+    volume (bones of centimetres to a metre).
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None            # cumulative average: the one batch's statistics
+        m.train()
+    S = image_size(model)
+    with torch.no_grad():
+        model(torch.randn(4, 3, S, S, generator=torch.Generator().manual_seed(7)))
+        g = torch.Generator().manual_seed(3)
+        w = heatmap_layer.weight
+        w.copy_(torch.randn(w.shape, generator=g) * gain / heatmap_layer.in_channels ** 0.5)
+    for m in norms:
+        m.eval()
+
+
+def _heatmap_layer(model: torch.nn.Module) -> torch.nn.Conv2d:
+    """The final 1×1 convolution to the K·D heatmap channels (ResNet head or HRNet trunk)."""
+    layer = getattr(model, "final_layer", None)
+    return layer if layer is not None else model.preact.final_layer
+
+
 def _own_checkpoint(folder) -> str:
-    """A cpu-quick training checkpoint with random weights (the format train/checkpoint.py reads)."""
+    """A cpu-quick training checkpoint with random weights and spread skeletons
+    (the format train/checkpoint.py reads)."""
     from hybrik_fast.train import config
     from hybrik_fast.train.checkpoint import FORMAT, atomic_save
     from hybrik_fast.train.loop import build_model as build_from_config
     cfg = config.make_config("cpu-quick")
     torch.manual_seed(1)
-    model = build_from_config(cfg, torch.device("cpu"))
+    model = build_from_config(cfg, torch.device("cpu")).eval()
+    net = getattr(model, "net", model)
+    _spread_skeletons(net, _heatmap_layer(net))
     path = os.path.join(folder, "cpu-quick.pt")
     atomic_save({"format": FORMAT, "model": model.state_dict(), "step": 0, "epoch": 0,
                  "config": config.to_dict(cfg)}, path)
@@ -110,7 +163,11 @@ def exported(request, tmp_path_factory):
         model = load_checkpoint(ckpt)
     else:
         torch.manual_seed(2)
-        model = build_model(**spec).eval()
+        if "public" in spec:
+            model = spec["public"](BodyModel.synthetic(), backbone=spec["backbone"]).eval()
+        else:
+            model = build_model(**spec).eval()
+        _spread_skeletons(model, _heatmap_layer(model), spec.get("gain", HEATMAP_GAIN))
         export_onnx(model, path)
     return name, model, OnnxModel(path, threads=2, body=model.smpl)
 
@@ -122,28 +179,71 @@ def _images(kind: str, B: int, S: int) -> torch.Tensor:
     return torch.stack([torch.as_tensor(data[i]["image"]) for i in range(B)])
 
 
+def _bones(joints: torch.Tensor) -> torch.Tensor:
+    """joints (B, 29, 3) -> bone lengths (B, 28), child minus parent."""
+    return (joints[:, 1:] - joints[:, list(PARENTS_29[1:])]).norm(dim=-1)
+
+
+def _well_posed(rotmats: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """Joints whose local rotation the IK determines stably: (B, 24) bool.
+
+    The swing of joint i turns its rest bone t = T[c] − T[i] by the angle α
+    between t and R_i t; as α nears a half-turn its axis is ill-defined
+    (the rotation moves by ~δ/(π − α) for a target moved by δ), and the
+    roll that error gives joint i's frame passes down to its descendants.  A
+    joint is well-posed when α < HUMAN_SWING at it and at every ancestor
+    (human joints stay under ~150°; a random skeleton does not).
+    """
+    B = rotmats.shape[0]
+    ok = torch.ones(B, NUM_SMPL_JOINTS, dtype=torch.bool)
+    for i in range(1, NUM_SMPL_JOINTS):
+        t = rest[:, IK_CHILD[i]] - rest[:, i]                          # (B, 3)
+        cos = torch.nn.functional.cosine_similarity(t, (rotmats[:, i] @ t[..., None])[..., 0], dim=-1)
+        ok[:, i] = ok[:, PARENTS_29[i]] & (cos > np.cos(np.radians(HUMAN_SWING)))
+    return ok
+
+
 @pytest.mark.parametrize("kind", ["random", "synthetic"])
 @pytest.mark.parametrize("B", [1, 8])
-def test_onnxruntime_matches_eager(exported, B, kind):
-    """The network's outputs against eager directly; rotmats and vertices
-    against the eager fused IK and body model run on the graph's own joints,
-    twist and betas.  (With random weights the predicted skeleton is nearly
-    collapsed: bones of 0.05-3 mm, so the IK maps the ~1e-7 m by which
-    onnxruntime's and PyTorch's convolutions differ to rotations 1e-2 apart.
-    Checking the IK and body on the same inputs is what the tolerance is about.)"""
+def test_onnxruntime_matches_eager(exported, B, kind, request):
+    """Every output of onnxruntime against eager PyTorch directly, on spread skeletons.
+
+    The random weights are made to predict skeletons with bones of at least
+    MIN_BONE (:func:`_spread_skeletons`, asserted here): a collapsed skeleton
+    makes the IK ill-posed, and any two float32 implementations differ there
+    (onnxruntime's and PyTorch's convolutions differ by ~1e-6 relative, which
+    moves the joints by ~1e-5 m; over bones of a few mm that turns rotations
+    by 1e-2).  Spread but random skeletons still have swings close to a
+    half-turn (a human's stay under ~150°), where the same ~1e-5 m moves a
+    rotation by up to ~5e-3 (measured: the hips, knees, feet and wrists below
+    a swing of 174-179°, in the adaptive mode and the naive one alike, the
+    fallback firing on random skeletons): rotmats are compared directly on
+    the well-posed joints (:func:`_well_posed`; the root always, 4-34% of the
+    joints of these random skeletons; differences up to 2.4e-4 there), the
+    others against the eager fused IK run on the graph's own joints, twist
+    and betas.  ARCHS' ``fails`` marks the batch sizes where an architecture
+    is known not to meet the tolerances (strict: passing there fails)."""
     name, model, engine = exported
-    images = _images(kind, B, model.image_size)
+    reason = ARCHS[name].get("fails", {}).get(B)
+    if reason:
+        request.applymarker(pytest.mark.xfail(reason=reason, raises=AssertionError, strict=True))
+    images = _images(kind, B, image_size(model))
     got = engine(images)
     with torch.no_grad():
         want = output_fields(model(images))
-        rest = model.smpl.rest_joints(got.betas)
-        rotmats = hybrik_fast.hybrik_ik(got.joints, got.twist, rest, backend="auto")   # fused
-        net = getattr(model, "net", model)                     # a training checkpoint's model is wrapped
-        want["rotmats"], want["vertices"] = rotmats, net.mesh(rotmats, got.betas)[0]
+    bones = _bones(want["joints"])
+    assert bones.min() >= MIN_BONE, f"{name} {kind}: collapsed skeleton, shortest bones {bones.amin(1)}"
     for field in OUTPUTS:
         assert got[field].shape == want[field].shape, field
+        if field == "rotmats":
+            continue
         err = (got[field] - want[field]).abs().max().item()
         assert err <= TOL[field], f"{name} B={B} {kind}: {field} differs by {err:.2e} > {TOL[field]:.0e}"
+    ok = _well_posed(want["rotmats"], model.smpl.rest_joints(want["betas"]))
+    with torch.no_grad():   # the ill-posed joints: the same IK inputs
+        own = hybrik_fast.hybrik_ik(got.joints, got.twist, model.smpl.rest_joints(got.betas), backend="auto")
+    err = (got.rotmats - torch.where(ok[..., None, None], want["rotmats"], own)).abs().max().item()
+    assert err <= TOL["rotmats"], f"{name} B={B} {kind}: rotmats differ by {err:.2e} > {TOL['rotmats']:.0e}"
 
 
 def test_graph_structure(exported):
@@ -190,7 +290,7 @@ def test_fallback_is_a_per_sample_select(tmp_path):
 
 def test_engine_rejects_wrong_image_shape(exported):
     _, model, engine = exported
-    S = model.image_size
+    S = image_size(model)
     with pytest.raises(ValueError, match=rf"\(2, 3, {S + 32}, {S + 32}\).*\(B, 3, {S}, {S}\)"):
         engine(torch.zeros(2, 3, S + 32, S + 32))
     with pytest.raises(TypeError, match="floating"):
@@ -233,7 +333,7 @@ def test_missing_extra_names_it(monkeypatch, tmp_path):
 
 def test_engine_output_is_a_model_output(exported):
     _, model, engine = exported
-    out = engine(np.zeros((1, 3, model.image_size, model.image_size), np.float32))
+    out = engine(np.zeros((1, 3, image_size(model), image_size(model)), np.float32))
     assert out.vertices.shape == (1, model.smpl.num_vertices, 3) and out.sigma is None
 
 
@@ -253,9 +353,6 @@ def test_predictor_onnx_engine_matches_torch(exported, tmp_path):
     assert set(got) == set(want)
     for key, tol in (("betas", 1e-4), ("twist", 1e-4), ("transl", 1e-3)):
         assert np.abs(got[key] - want[key]).max() < tol, key
-    # the joints come out of the IK, which random weights make ill-conditioned (bones of a few mm:
-    # the ~1e-7 by which onnxruntime's convolutions differ moves the rotations by up to ~1e-2, see
-    # test_onnxruntime_matches_eager), so they agree to a few mm here, not to the network's 1e-4
-    assert np.abs(got["joints3d"] - want["joints3d"]).max() < 1e-2
+    assert np.abs(got["joints3d"] - want["joints3d"]).max() < 1e-3
     with pytest.raises(ValueError, match="engine"):
         Predictor(_CHECKPOINTS[name], detector="none", engine="onnx")
