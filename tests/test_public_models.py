@@ -21,7 +21,8 @@ from hybrik_fast import BodyModel, Predictor
 from hybrik_fast.data.common import normalize_image
 from hybrik_fast.models import HybrIKHRNetCam, HybrIKResNetCam, load_checkpoint
 from hybrik_fast.models.checkpoint import build_public
-from hybrik_fast.models.public import (box_offset, camera_depth, flip_heatmap_logits,
+from hybrik_fast.models.public import (box_offset, camera_depth, flip_heatmap_logits, public_naive_ik,
+                                       public_swing,
                                        refine_scale, unproject)
 from hybrik_fast.skeleton import FLIP_PAIRS, IK_CHILD, PARENTS_29
 
@@ -170,6 +171,44 @@ def test_box_offset_and_back_projection_by_hand():
     assert torch.allclose(xyz, torch.tensor([[[-0.65408, -0.261632, 5.11]]], dtype=torch.float64))
     assert torch.allclose(unproject(uvd, torch.tensor([5.0], dtype=torch.float64), None, 2.0),
                           torch.tensor([[[0.1 * 0.256 * 5.1, -0.2 * 0.256 * 5.1, 5.1]]], dtype=torch.float64))
+
+
+def test_public_swing_keeps_the_published_constant():
+    """Rodrigues with ε = 1e-8 added to |t × p| (axis k = v / (|v| + ε), so |k| = a < 1)
+    and to m = |t||p| (sin θ = |v| / (m + ε)), by hand for a quarter turn about z,
+    where |v| = m: R = I + sin K + (1 − cos) K² has R₀₀ = 1 − a², R₁₀ = a·sin = a²,
+    with a = m / (m + ε): a rotation for bones of metres, off by 2% for millimetre
+    vectors.  Parallel vectors give the identity."""
+    t = torch.tensor([[1.0, 0.0, 0.0], [1e-3, 0.0, 0.0], [0.3, 0.0, 0.0]], dtype=torch.float64)
+    p = torch.tensor([[0.0, 2.0, 0.0], [0.0, 1e-3, 0.0], [0.6, 0.0, 0.0]], dtype=torch.float64)
+    R = public_swing(t, p)
+    for i, m in enumerate((2.0, 1e-6)):
+        a = m / (m + 1e-8)
+        want = torch.tensor([[1 - a * a, -a * a, 0.0], [a * a, 1 - a * a, 0.0], [0.0, 0.0, 1.0]],
+                            dtype=torch.float64)
+        assert torch.allclose(R[i], want, rtol=0, atol=1e-12), i
+    assert abs(float(R[1, 1, 0]) - 0.980296) < 1e-6
+    assert torch.equal(R[2], torch.eye(3, dtype=torch.float64))
+
+
+def test_public_naive_ik_is_the_naive_ik_but_for_the_constant(monkeypatch):
+    """On an FK skeleton the public naive IK recovers the rotations: with ε = 0 it is
+    the reference naive IK to rounding; with the published ε = 1e-8 its root is
+    off by ~1e-5 (the hips' centre off the spine line is centimetres long here)."""
+    from hybrik_fast import reference
+    from hybrik_fast.models import public
+    from hybrik_fast.poses import axis_angle_to_matrix
+    g = torch.Generator().manual_seed(3)
+    B = 6
+    rest = BodyModel.synthetic(dtype=torch.float64).rest_joints(torch.zeros(B, 10, dtype=torch.float64))
+    rotmats = axis_angle_to_matrix(0.4 * torch.randn(B, 24, 3, generator=g, dtype=torch.float64))
+    joints = reference.forward_kinematics(rotmats, rest)
+    twist = reference.twist_angles(rotmats, rest) * 1.7                     # unnormalised, as predicted
+    assert (public_naive_ik(joints, twist, rest) - rotmats).abs().max() < 1e-4
+    monkeypatch.setattr(public, "PUBLIC_EPS", 0.0)
+    got = public_naive_ik(joints, twist, rest)
+    assert (got - reference.hybrik_ik(joints, twist, rest, "naive", None)).abs().max() < 1e-10
+    assert (got - rotmats).abs().max() < 1e-10
 
 
 def test_scale_update_by_hand():

@@ -37,7 +37,8 @@ root is cam_root; joints are re-rooted at it.
 
 Scale update (HRNet only).  With the initial s, back-project as above, run
 the public *naive* IK (its root rotation aligns the spine first, then the
-hips' centre about it: :func:`spine_first_pelvis`), pose the rest skeleton and place its 24 joints J_i at the
+hips' centre about it, with its ε: :func:`public_naive_ik`), pose the rest
+skeleton and place its 24 joints J_i at the
 root (x_0, y_0, d_0·Δ) (no z_c: the fit supplies it).  A pinhole at depth
 offset t = 256·z_c/F predicts X_i = u'_i · (t + 256/F · Z_i) with u' = u + o;
 minimising Σ_i w_i² [(X_i − u'_i(t + k Z_i))² + (Y_i − v'_i(t + k Z_i))²]
@@ -68,8 +69,8 @@ from ..body import BodyModel
 from ..camera import CROP_REF, FOCAL
 from ..data.transforms import FLIP_PERM_29, TWIST_FLIP_ROWS
 from ..ik import forward_kinematics, hybrik_ik
-from ..reference.kinematics import swing_rotation
-from ..skeleton import NUM_BETAS, NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST, PARENTS_29, PELVIS_CHILDREN
+from ..skeleton import (IK_CHILD, NUM_BETAS, NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST, PARENTS_29,
+                        PELVIS_CHILDREN)
 from ..soft_argmax import soft_argmax3d
 from .backbone import build_backbone
 from .common import MODEL_BACKENDS, check_images
@@ -149,52 +150,86 @@ def refine_scale(scale: torch.Tensor, uv: torch.Tensor, joints: torch.Tensor,
     return torch.where(solvable, 1.0 / t, scale)
 
 
-def spine_first_pelvis(joints: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-    """The root rotation (B, 3, 3) of the public naive IK, for joints and rest (B, 29, 3).
+#: the constant the public naive IK adds to norms and to |t|·|p| (m, m²)
+PUBLIC_EPS = 1e-8
 
-    R_s is the minimal rotation taking the rest spine bone t_3 = T_3 − T_0 to
-    the target p_3 = P_3 − P_0.  With ŝ = p̂_3 and ⊥ the projection onto the
-    plane normal to ŝ, R_c is the minimal rotation taking ⊥(R_s·mean(t_1, t_2))
-    to ⊥(mean(p_1, p_2)) (the hips' centre); R = R_c·R_s.
+
+def _rodrigues(k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """I + sin K + (1 − cos) K² for axis k (B, 3), cos and sin (B,) -> (B, 3, 3)."""
+    x, y, z = k.unbind(-1)
+    o = torch.zeros_like(x)
+    K = torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(*k.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=k.dtype, device=k.device)
+    return eye + sin[..., None, None] * K + (1 - cos)[..., None, None] * (K @ K)
+
+
+def public_swing(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """The public naive IK's swing taking t to p: t, p (B, 3) -> (B, 3, 3).
+
+    Rodrigues' formula with axis (t × p) / (|t × p| + ε), cos θ =
+    t·p / (|t||p| + ε), sin θ = |t × p| / (|t||p| + ε), ε = PUBLIC_EPS.  Not
+    the exact minimal rotation of
+    :func:`~hybrik_fast.reference.kinematics.swing_rotation`: where |t||p|
+    is small the ε shrinks sin θ and cos θ and the matrix is no longer a
+    rotation.  t × p = 0 gives I + (1 − cos θ)·0 = I.
+    """
+    m = torch.linalg.vector_norm(t, dim=-1) * torch.linalg.vector_norm(p, dim=-1)   # (B,)
+    v = torch.linalg.cross(t, p, dim=-1)                                           # (B, 3)
+    v_norm = torch.linalg.vector_norm(v, dim=-1)                                   # (B,)
+    return _rodrigues(v / (v_norm + PUBLIC_EPS)[..., None], (t * p).sum(-1) / (m + PUBLIC_EPS),
+                      v_norm / (m + PUBLIC_EPS))
+
+
+def spine_first_pelvis(joints: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """The root matrix (B, 3, 3) of the public naive IK, for joints and rest (B, 29, 3).
+
+    R_s is the swing taking the rest spine bone t_3 = T_3 − T_0 to the
+    target p_3 = P_3 − P_0.  With ŝ = p_3 / (|p_3| + ε) and ⊥ the projection
+    onto the plane normal to ŝ, R_c is the swing taking ⊥(R_s·mean(t_1, t_2))
+    to ⊥(mean(p_1, p_2)) (the hips' centre); R = R_c·R_s, both swings
+    :func:`public_swing`.  The projected hips' centre is often a few mm long
+    (|t||p| ~ 1e-5 m²), where the ε moves R by ~1e-3 off a rotation.
     """
     rel, rel_rest = joints - joints[:, :1], rest - rest[:, :1]
-    r_spine = swing_rotation(rel_rest[:, 3], rel[:, 3])                       # (B, 3, 3)
-    s = torch.nn.functional.normalize(rel[:, 3], dim=-1)                      # (B, 3)
+    r_spine = public_swing(rel_rest[:, 3], rel[:, 3])                         # (B, 3, 3)
+    s = rel[:, 3] / (torch.linalg.vector_norm(rel[:, 3], dim=-1, keepdim=True) + PUBLIC_EPS)
     hips = list(PELVIS_CHILDREN[1:])
 
     def perp(v):
         return v - (v * s).sum(-1, keepdim=True) * s
 
     centre_rest = (r_spine @ rel_rest[:, hips].mean(1)[..., None])[..., 0]
-    return swing_rotation(perp(centre_rest), perp(rel[:, hips].mean(1))) @ r_spine
+    return public_swing(perp(centre_rest), perp(rel[:, hips].mean(1))) @ r_spine
 
 
-def _pelvis_branches() -> list[int]:
-    """For each of the 29 joints, the pelvis child whose subtree holds it (0 for the root)."""
-    branch = [0] * NUM_JOINTS
-    for j in range(1, NUM_JOINTS):
-        branch[j] = j if PARENTS_29[j] == 0 else branch[PARENTS_29[j]]
-    return branch
+def public_naive_ik(joints: torch.Tensor, twist: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """The public naive IK, which the published HRNet's camera fit runs, with its
+    numerics: joints (B, 29, 3), twist (B, 23, 2), rest (B, 29, 3) -> local
+    matrices (B, 24, 3, 3).
 
-
-PELVIS_BRANCH = _pelvis_branches()
-
-
-def naive_ik_with_root(joints: torch.Tensor, twist: torch.Tensor, rest: torch.Tensor,
-                       root: torch.Tensor, backend: str) -> torch.Tensor:
-    """The naive IK (B, 24, 3, 3) with the root rotation ``root`` (B, 3, 3) imposed.
-
-    The naive targets of joints 1..23 are differences P_c − P_i within one
-    pelvis child's subtree, so moving each subtree rigidly by
-    δ_c = root·t_c − p_c (c = 3, 1, 2; δ_0 = 0) leaves them unchanged while the pelvis
-    children then fit ``root`` exactly, which is what the Kabsch root solve
-    of :func:`hybrik_fast.hybrik_ik` returns.
+    Root: :func:`spine_first_pelvis`.  Joint i = 1..23 in tree order, with
+    child c = IK_CHILD[i], parent chain matrix C_p: the swing
+    :func:`public_swing` from t = T_c − T_i to C_pᵀ (P_c − P_i), after the
+    twist about t / (|t| + ε) by φ_i / (|φ_i| + ε); C_i = C_p·local_i.  This
+    is :func:`hybrik_fast.hybrik_ik`'s naive mode except that the root and
+    the swings keep the published ε, so the root is not quite a rotation and
+    its children are aimed through C_pᵀ rather than C_p⁻¹.  The camera fit is
+    sensitive to that (its scale moved by ~1e-3 relative), so the published
+    numerics are kept here; the model's outputs use the exact IK.
     """
-    rel, rel_rest = joints - joints[:, :1], rest - rest[:, :1]
-    delta = torch.zeros_like(rel)
-    children = list(PELVIS_CHILDREN)
-    delta[:, children] = (root[:, None] @ rel_rest[:, children, :, None])[..., 0] - rel[:, children]
-    return hybrik_ik(rel + delta[:, PELVIS_BRANCH], twist, rest, mode="naive", backend=backend)
+    rest_bone = rest - rest[:, list(PARENTS_29)]                                 # (B, 29, 3)
+    cs = twist / (torch.linalg.vector_norm(twist, dim=-1, keepdim=True) + PUBLIC_EPS)
+    chain = [spine_first_pelvis(joints, rest)] + [None] * (NUM_SMPL_JOINTS - 1)
+    local = [chain[0]] + [None] * (NUM_SMPL_JOINTS - 1)
+    for i in range(1, NUM_SMPL_JOINTS):                   # parents come first in SMPL's order
+        c, parent = IK_CHILD[i], PARENTS_29[i]
+        t = rest_bone[:, c]                                                     # (B, 3)
+        target = (chain[parent].transpose(1, 2) @ (joints[:, c] - joints[:, i])[..., None])[..., 0]
+        axis = t / (torch.linalg.vector_norm(t, dim=-1, keepdim=True) + PUBLIC_EPS)
+        spin = _rodrigues(axis, cs[:, i - 1, 0], cs[:, i - 1, 1])
+        local[i] = public_swing(t, target) @ spin
+        chain[i] = chain[parent] @ local[i]
+    return torch.stack(local, dim=1)
 
 
 # ---------------------------------------------------------------- the models
@@ -392,7 +427,7 @@ class HybrIKHRNetCam(PublicHybrIK):
         root = torch.cat([points[:, 0, :2], uvd[:, 0, 2:] * self.depth_factor], dim=-1)  # (B, 3)
         rest = self.smpl.rest_joints(betas)
         joints = points - points[:, :1]
-        rotmats = naive_ik_with_root(joints, twist, rest, spine_first_pelvis(joints, rest), self.backend)
+        rotmats = public_naive_ik(joints, twist, rest)                                 # (B, 24, 3, 3)
         skeleton = forward_kinematics(rotmats, rest)[:, :NUM_SMPL_JOINTS]          # (B, 24, 3)
         uv = uvd[:, :NUM_SMPL_JOINTS, :2]
         if offset is not None:
