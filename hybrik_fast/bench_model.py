@@ -60,10 +60,10 @@ class _Timers:
 
     def timed(self, key, fn):
         def wrapper(*args, **kwargs):
-            benchmark._sync(self.device)
+            benchmark.sync(self.device)
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
-            benchmark._sync(self.device)
+            benchmark.sync(self.device)
             self.seconds[key] += time.perf_counter() - t0
             return out
         return wrapper
@@ -83,11 +83,11 @@ def time_model(name: str, B: int, backend: str, device: torch.device, budget: fl
     images = torch.randn(B, 3, public.INPUT_SIZE, public.INPUT_SIZE, device=device)
 
     def once() -> float:
-        benchmark._sync(device)
+        benchmark.sync(device)
         t0 = time.perf_counter()
         with torch.no_grad():
             model(images)
-        benchmark._sync(device)
+        benchmark.sync(device)
         return time.perf_counter() - t0
 
     seconds, reps = benchmark.measure(once, budget, min_reps, max_reps=100)

@@ -58,3 +58,17 @@ def test_paper_prints_the_three_tables():
     for title in ("Round trip", "Table 1 shape", "Table 3 shape"):
         assert title in text
     assert "adaptive+fallback" in text
+
+
+def test_bench_model_quick_table_and_json(tmp_path):
+    """``bench --model resnet34 --quick``: both backends at B = 1 and 8, ms and the
+    soft-argmax / IK / body shares of each forward (fractions of it)."""
+    path = tmp_path / "model.json"
+    text = _run("bench", "--model", "resnet34", "--quick", "--device", "cpu", "--json", str(path),
+                timeout=600)
+    rows = json.loads(path.read_text())["rows"]
+    assert {(r["B"], r["backend"]) for r in rows} == {(1, "auto"), (1, "reference"), (8, "auto"), (8, "reference")}
+    for r in rows:
+        shares = [r[k] for k in r if k.endswith("_share")]
+        assert r["ms"] > 0 and len(shares) == 3 and all(0 <= s <= 1 for s in shares) and sum(shares) < 1
+        assert f"resnet34  cpu     {r['B']} {r['backend']}" in text
