@@ -69,6 +69,7 @@ from ..body import BodyModel
 from ..camera import CROP_REF, FOCAL
 from ..data.transforms import FLIP_PERM_29, TWIST_FLIP_ROWS
 from ..ik import forward_kinematics, hybrik_ik
+from ..reference.kinematics import _eye_like, _skew
 from ..skeleton import (IK_CHILD, NUM_BETAS, NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST, PARENTS_29,
                         PELVIS_CHILDREN)
 from ..soft_argmax import soft_argmax3d
@@ -156,11 +157,8 @@ PUBLIC_EPS = 1e-8
 
 def _rodrigues(k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """I + sin K + (1 − cos) K² for axis k (B, 3), cos and sin (B,) -> (B, 3, 3)."""
-    x, y, z = k.unbind(-1)
-    o = torch.zeros_like(x)
-    K = torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(*k.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=k.dtype, device=k.device)
-    return eye + sin[..., None, None] * K + (1 - cos)[..., None, None] * (K @ K)
+    K = _skew(k)
+    return _eye_like(k) + sin[..., None, None] * K + (1 - cos)[..., None, None] * (K @ K)
 
 
 def public_swing(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
