@@ -126,6 +126,8 @@ class Predictor:
             raise ValueError(f"engine 'onnx' runs on the CPU, got device {device!r}")
         self.model = load_model(checkpoint, self.device, backend)
         self.body = self.model.smpl
+        # a published model's cam_root is its root joint (d_0 need not be 0), at its own depth factor
+        self._public_depth = self.model.depth_factor if hasattr(self.model, "decode_crop") else None
         if engine == "onnx":   # the network's outputs from the graph (its cam_root gives the depth)
             from ..onnx_engine import OnnxModel
             self.model = OnnxModel(onnx_path, body=self.body)
@@ -248,14 +250,16 @@ class Predictor:
         if hasattr(self.model, "predict"):
             out = self.model.predict(crops)
             z = FOCAL_NORM / out["camera"][:, 0]
-        elif hasattr(self.model, "decode_crop"):                   # the public flip test, in the model
-            out = self.model.decode_crop(crops, flip_test=self.flip_test)
-            z = out["points"][:, 0, 2]                               # the root's depth
-            d = (out["uvd"][..., 2:] - out["uvd"][:, :1, 2:]) * (self.model.depth_factor / DEPTH_RANGE)
-            out = {**out, "uvd": torch.cat([out["uvd"][..., :2], d], -1)}   # depth from the root, as place reads it
         else:
-            out = self.model(crops)
+            if hasattr(self.model, "decode_crop"):                 # the public flip test, in the model
+                out = self.model.decode_crop(crops, flip_test=self.flip_test)
+                out = {**out, "cam_root": out["points"][:, 0]}
+            else:
+                out = self.model(crops)
             z = out["cam_root"][:, 2]
+            if self._public_depth is not None:     # the root's depth: d measured from it, as place reads it
+                d = (out["uvd"][..., 2:] - out["uvd"][:, :1, 2:]) * (self._public_depth / DEPTH_RANGE)
+                out = {**out, "uvd": torch.cat([out["uvd"][..., :2], d], -1)}
         return {"uvd": out["uvd"], "twist": out["twist"], "betas": out["betas"], "z": z}
 
     @torch.no_grad()
