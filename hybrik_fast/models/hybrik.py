@@ -151,9 +151,10 @@ class HybrIKHRNetModel(BodyHeadModel):
         feature -> decshape (β offset from init_shape), decphi (23×2 twist),
           deccam (1 value: the scale), decsigma (σ, sigmoid); no FC layers, no dropout
 
-    Camera, as published: the head predicts the scale only,
+    Camera: as published, the head predicts the scale only, here
     s = init_cam · exp(δs) with ``init_cam`` = (0.9,) (see common.py for the
-    exponential), and the root's (x, y) comes from its own (u, v): the camera
+    exponential; the public head's is 0.9 + δs, see ``train.checkpoint.init_weights``),
+    and the root's (x, y) comes from its own (u, v): the camera
     is (s, u_0 / s, v_0 / s), i.e. the root at depth FOCAL_NORM / s on the ray
     through (u_0, v_0) (camera.py).  The state dict has the public keys (``preact.*``,
     ``dec{shape,phi,cam,sigma}.*``, ``init_cam`` (1), ``init_shape``; the
