@@ -8,16 +8,19 @@
 // soft-argmax of those heatmaps (csrc/soft_argmax/soft_argmax_cpu.cpp):
 // coords (B, K, 3), lse (B, K), conf (B, K).
 //
-// Forward.  Per image n and joint k the heatmap is cut into tiles of whole
-// d-planes [d0, d1) (tile_planes, default: as many planes as fit kTileVoxels
-// floats, so that the tile sits in L2).  A tile's logits are one ATen GEMM
-// (at::addmm_out / at::mm_out: torch's BLAS, which parallelises it) of the
-// weight rows k·D + d0 .. k·D + d1 with F_n, into one reused buffer; the
-// soft-argmax's own row reduction (soft_argmax_cpu::reduce_blocks) reduces
-// it to a Partial (max and the sums Σe, Σe·w, Σe·h, Σe·d), and the tiles'
-// partials merge as a log-sum-exp (soft_argmax_cpu::finish_row).  Memory
-// beyond inputs and outputs: the tile buffer, and for fp16/bf16 input one
-// image's features and the weight converted to float.
+// Forward.  Per image n the rows of X_n are cut into tiles that sit in L2
+// (kTileVoxels floats): when one joint's whole heatmap (D·H·W voxels) fits,
+// a tile is the rows of as many whole joints as fit (small heatmaps: one
+// GEMM of many rows, not K small ones); when it does not, a tile is a run
+// of d-planes of one joint (tile_planes, default: as many as fit).  A
+// tile's logits are one ATen GEMM (at::addmm_out / at::mm_out: torch's BLAS,
+// which parallelises it) of its weight rows with F_n, into one reused
+// buffer; the soft-argmax's own row reduction
+// (soft_argmax_cpu::reduce_blocks) reduces each joint's part to a Partial
+// (max and the sums Σe, Σe·w, Σe·h, Σe·d), and a joint's plane tiles merge
+// as a log-sum-exp (soft_argmax_cpu::finish_row).  Memory beyond inputs and
+// outputs: the tile buffer, and for fp16/bf16 input one image's features
+// and the weight converted to float.
 //
 // Backward: see the derivation above backward_kernel.
 #include <torch/extension.h>
@@ -41,16 +44,21 @@ using soft_argmax_cpu::RowGrad;
 // Default tile: 2^18 voxels = 1 MiB of floats (one 64³ heatmap).
 constexpr int64_t kTileVoxels = int64_t(1) << 18;
 
-// How a joint's D planes are cut into tiles of `planes` d-planes each (the
-// last one may have fewer).
+// How the K·D rows of an image's logits are cut into tiles: `joints` whole
+// joints per tile when a joint's D planes fit (planes == D), else `count`
+// runs of `planes` d-planes per joint (the last one may have fewer).
+// `requested` (> 0) forces runs of that many planes, one joint per tile.
 struct Tiles {
-  int64_t D, planes, count;
-  Tiles(int64_t D_, int64_t plane, int64_t requested) : D(D_) {
-    planes = std::min(D, requested > 0 ? requested : std::max<int64_t>(1, kTileVoxels / plane));
+  int64_t D, planes, count, joints;
+  Tiles(int64_t K, int64_t D_, int64_t plane, int64_t requested) : D(D_) {
+    const int64_t fit = std::max<int64_t>(1, kTileVoxels / plane);  // planes that fit the tile
+    planes = std::min(D, requested > 0 ? requested : fit);
     count = (D + planes - 1) / planes;
+    joints = planes == D && requested <= 0 ? std::min(K, std::max<int64_t>(1, fit / D)) : 1;
   }
   int64_t d0(int64_t t) const { return t * planes; }
   int64_t size(int64_t t) const { return std::min(planes, D - d0(t)); }
+  int64_t rows() const { return joints * planes; }  // the buffer's rows
 };
 
 // The logits of tile t of joint k: rows k·D + d0 .. of Wt·Fn + b, into out (n, H·W).
@@ -97,32 +105,44 @@ struct Inputs {
   at::Tensor image(int64_t n) const { return F[n].to(acc).contiguous(); }  // (C, H·W)
 };
 
-// A tile of dt planes is reduced as a row of its own (its Blocking: one for
-// the full tiles, one for a shorter last tile), and its Σ e·d shifted by d0·Σ e.
+// A run of dt planes of one joint is reduced as a row of its own (its
+// Blocking: one for the full runs, one for a shorter last run), and its
+// Σ e·d shifted by d0·Σ e; a tile of whole joints is reduced joint by joint.
 template <typename acc_t>
 void forward_kernel(const Inputs& in, int64_t tile_planes, acc_t* coords, double* lse, acc_t* conf) {
   const int64_t HW = in.H * in.W;
-  const Tiles tiles(in.D, HW, tile_planes);
+  const Tiles tiles(in.K, in.D, HW, tile_planes);
   const Blocking<acc_t> full(tiles.planes, in.H, in.W), last(tiles.size(tiles.count - 1), in.H, in.W);
-  at::Tensor buf = at::empty({tiles.planes, HW}, in.w.options());
+  at::Tensor buf = at::empty({tiles.rows(), HW}, in.w.options());
   std::vector<acc_t> col(std::max(full.super_row_len(), last.super_row_len()));
   std::vector<acc_t> suf(col.size());
   std::vector<Partial> parts(tiles.count);
   for (int64_t n = 0; n < in.B; ++n) {
     const at::Tensor Fn = in.image(n);
-    for (int64_t k = 0; k < in.K; ++k) {
+    for (int64_t k0 = 0; k0 < in.K; k0 += tiles.joints) {
+      const int64_t nk = std::min(tiles.joints, in.K - k0);
       for (int64_t t = 0; t < tiles.count; ++t) {
         const int64_t d0 = tiles.d0(t), dt = tiles.size(t);
         const Blocking<acc_t>& blk = dt == tiles.planes ? full : last;
-        at::Tensor out = buf.narrow(0, 0, dt);
-        tile_logits(Fn, in.w, in.bias, k * in.D + d0, dt, out);
-        Partial p = soft_argmax_cpu::reduce_blocks<acc_t>(out.const_data_ptr<acc_t>(), blk, 0, blk.fnb, nullptr,
-                                                          col.data(), suf.data());
-        p.sd += static_cast<double>(d0) * p.s;
-        parts[t] = p;
+        at::Tensor out = buf.narrow(0, 0, nk * dt);
+        tile_logits(Fn, in.w, in.bias, k0 * in.D + d0, nk * dt, out);
+        for (int64_t j = 0; j < nk; ++j) {
+          const acc_t* x = out.const_data_ptr<acc_t>() + j * dt * HW;
+          Partial p = soft_argmax_cpu::reduce_blocks<acc_t>(x, blk, 0, blk.fnb, nullptr, col.data(), suf.data());
+          p.sd += static_cast<double>(d0) * p.s;
+          if (nk == 1) {
+            parts[t] = p;
+          } else {  // whole joints: one part each
+            const int64_t r = n * in.K + k0 + j;
+            soft_argmax_cpu::finish_row(&p, 1, in.D, in.H, in.W, coords + 3 * r, lse + r, conf + r);
+          }
+        }
       }
-      const int64_t r = n * in.K + k;
-      soft_argmax_cpu::finish_row(parts.data(), tiles.count, in.D, in.H, in.W, coords + 3 * r, lse + r, conf + r);
+      if (nk == 1) {
+        const int64_t r = n * in.K + k0;
+        soft_argmax_cpu::finish_row(parts.data(), tiles.count, in.D, in.H, in.W, coords + 3 * r, lse + r,
+                                    conf + r);
+      }
     }
   }
 }
@@ -143,17 +163,19 @@ void forward_kernel(const Inputs& in, int64_t tile_planes, acc_t* coords, double
 //
 // and each is a sum over the row tiles of dX_n: a tile's rows of d Wt and
 // d b get its own terms, d F_n the sum of every tile's Wt_tileᵀ·dX_tile.  So
-// per tile: recompute its logits (the forward's GEMM), overwrite them with
-// dx in place (RowGrad), and add the tile's terms with ATen GEMMs, each only
-// where its input needs a gradient.  Memory: the tile, as in the forward.
+// per tile (the forward's tiles: whole joints or runs of planes): recompute
+// its logits (the forward's GEMM), overwrite them with dx in place
+// (RowGrad, joint by joint), and add the tile's terms with ATen GEMMs, each
+// only where its input needs a gradient.  Memory: the tile, as in the
+// forward.
 template <typename acc_t>
 void backward_kernel(const Inputs& in, int64_t tile_planes, const acc_t* grad, const acc_t* coords,
                      const double* lse, std::array<bool, 3> needs, const at::Tensor& dF, const at::Tensor& dW,
                      const at::Tensor& dB) {
   const Blocking<acc_t> blk(in.D, in.H, in.W);
   const int64_t HW = in.H * in.W;
-  const Tiles tiles(in.D, HW, tile_planes);
-  at::Tensor buf = at::empty({tiles.planes, HW}, in.w.options());
+  const Tiles tiles(in.K, in.D, HW, tile_planes);
+  at::Tensor buf = at::empty({tiles.rows(), HW}, in.w.options());
   RowGrad<acc_t> rg(blk);
   const bool f_acc = dF.defined() && dF.scalar_type() == in.acc;
   at::Tensor dFn_acc = needs[0] && !f_acc ? at::empty({in.C, HW}, in.w.options()) : at::Tensor();
@@ -164,21 +186,24 @@ void backward_kernel(const Inputs& in, int64_t tile_planes, const acc_t* grad, c
       dFn = f_acc ? dF[n].view({in.C, HW}) : dFn_acc;
       dFn.zero_();
     }
-    for (int64_t k = 0; k < in.K; ++k) {
-      const int64_t r = n * in.K + k;
-      rg.setup(grad + 3 * r, coords + 3 * r, lse[r]);
+    for (int64_t k0 = 0; k0 < in.K; k0 += tiles.joints) {
+      const int64_t nk = std::min(tiles.joints, in.K - k0);
       for (int64_t t = 0; t < tiles.count; ++t) {
-        const int64_t d0 = tiles.d0(t), dt = tiles.size(t), row0 = k * in.D + d0;
-        at::Tensor x = buf.narrow(0, 0, dt);
-        tile_logits(Fn, in.w, in.bias, row0, dt, x);
-        acc_t* xp = x.mutable_data_ptr<acc_t>();
-        for (int64_t j = d0 * blk.nbh; j < (d0 + dt) * blk.nbh; ++j) {
-          acc_t* xb = xp + (blk.offset(j) - d0 * HW);
-          rg.block(xb, j, nullptr, xb);
+        const int64_t d0 = tiles.d0(t), dt = tiles.size(t), row0 = k0 * in.D + d0;
+        at::Tensor x = buf.narrow(0, 0, nk * dt);
+        tile_logits(Fn, in.w, in.bias, row0, nk * dt, x);
+        for (int64_t j = 0; j < nk; ++j) {
+          const int64_t r = n * in.K + k0 + j;
+          rg.setup(grad + 3 * r, coords + 3 * r, lse[r]);  // per joint (cheap: 3 coefficients and a table)
+          acc_t* xp = x.mutable_data_ptr<acc_t>() + j * dt * HW;
+          for (int64_t b = d0 * blk.nbh; b < (d0 + dt) * blk.nbh; ++b) {
+            acc_t* xb = xp + (blk.offset(b) - d0 * HW);
+            rg.block(xb, b, nullptr, xb);
+          }
         }
-        if (needs[0]) dFn.addmm_(in.w.narrow(0, row0, dt).t(), x);
-        if (needs[1]) dW.narrow(0, row0, dt).addmm_(x, Fn.t());
-        if (needs[2]) dB.narrow(0, row0, dt).add_(x.sum(1));
+        if (needs[0]) dFn.addmm_(in.w.narrow(0, row0, nk * dt).t(), x);
+        if (needs[1]) dW.narrow(0, row0, nk * dt).addmm_(x, Fn.t());
+        if (needs[2]) dB.narrow(0, row0, nk * dt).add_(x.sum(1, false, at::kDouble));
       }
     }
     if (needs[0] && !f_acc) dF[n].view({in.C, HW}).copy_(dFn);
@@ -217,7 +242,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_soft_argmax3d_bwd_cpu(
   // an empty (0,) tensor of its own for each gradient not needed (outputs must not alias)
   at::Tensor dF = at::empty(needs[0] ? features.sizes() : at::IntArrayRef{0}, features.options());
   at::Tensor dW = needs[1] ? at::zeros(weight.sizes(), in.w.options()) : features.new_empty({0});
-  at::Tensor dB = needs[2] ? at::zeros({K * in.D}, in.w.options()) : features.new_empty({0});
+  // d bias sums B·H·W terms per row: in float64 (K·D numbers), rounded once at the end
+  at::Tensor dB = needs[2] ? at::zeros({K * in.D}, in.w.options().dtype(at::kDouble)) : features.new_empty({0});
   AT_DISPATCH_FLOATING_TYPES(in.acc, "conv_soft_argmax3d_bwd_cpu", [&] {
     backward_kernel<scalar_t>(in, tile_planes, g.const_data_ptr<scalar_t>(), c.const_data_ptr<scalar_t>(),
                               l.const_data_ptr<double>(), needs, needs[0] ? dF : at::Tensor(),
