@@ -153,7 +153,7 @@ def conv_soft_argmax3d(features: torch.Tensor, weight: torch.Tensor, bias: torch
     """
     w = _check(features, weight, bias, num_joints)
     impl = _backend.resolve("conv_soft_argmax3d", backend, features.device)
-    if impl == "reference":
+    if impl == "reference" or _backend.is_exporting():  # the export decomposition is the materialised path
         return materialised(features, w, bias, num_joints, return_confidence, backend="reference")
     coords, _, conf = _fused(features, w, bias, num_joints, impl, int(tile_planes))
     coords = coords.to(features.dtype)  # (B, K, 3)

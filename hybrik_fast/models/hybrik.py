@@ -7,10 +7,11 @@
          and C2 (1×1 convs to the deconv width) are added before the three ReLUs, FPN-style
       -> final_layer: 1×1 conv to K·D channels, viewed as (B, K, D, H, W)
          (channel k·D + d), -> soft_argmax3d -> uvd (B, 29, 3); with
-         ``fused_head=True`` conv and soft-argmax are one op, conv_soft_argmax3d,
-         that never stores the logits (models/heatmap.py); off by default for
-         now: on CPU its per-joint GEMM tiles ran 4x slower than conv2d plus the
-         fused soft-argmax at the cpu-quick size (16x64x24^2 -> 29x24^3, fwd+bwd)
+         ``fused_head=True`` (the default) conv and soft-argmax are one op,
+         conv_soft_argmax3d, that never stores the logits (models/heatmap.py;
+         where the heatmap's (H, W) differs from the features' the logits are
+         resampled, so that path stays materialised; ``fused_head=False``
+         materialises always)
       -> FC branch: avgpool -> fc1 (C→1024) -> dropout -> fc2 (1024→1024)
          -> dropout -> decshape (β offset from init_shape), decphi (23×2
          twist), deccam (camera, see common.py), decsigma (σ, sigmoid)
@@ -78,7 +79,7 @@ class HybrIKModel(BodyHeadModel):
     def __init__(self, backbone: str = "resnet34", image_size: int = 256,
                  heatmap_size=(64, 64, 64), body: BodyModel | None = None,
                  backend: str = "auto", deconv_channels: int = 256, dropout: float = 0.5,
-                 lateral: bool = False, fused_head: bool = False):
+                 lateral: bool = False, fused_head: bool = True):
         super().__init__(backbone, image_size, body, backend)
         self.heatmap_size = check_heatmap_size(heatmap_size)
         self.fused_head = bool(fused_head)
@@ -164,7 +165,7 @@ class HybrIKHRNetModel(BodyHeadModel):
 
     def __init__(self, backbone: str = "hrnet48", image_size: int = 256,
                  heatmap_size=(64, 64, 64), body: BodyModel | None = None,
-                 backend: str = "auto", fused_head: bool = False):
+                 backend: str = "auto", fused_head: bool = True):
         size = check_heatmap_size(heatmap_size)
         super().__init__(build_hrnet(backbone, NUM_JOINTS * size[0]), image_size, body, backend)
         self.heatmap_size = size
