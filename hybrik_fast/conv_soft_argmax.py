@@ -13,11 +13,11 @@ the backward recomputes each tile (derivation above the backward kernel in
 csrc/conv_soft_argmax/conv_soft_argmax_cpu.cpp).
 
 Backends (:mod:`hybrik_fast._backend`): "cpu" (C++, csrc/conv_soft_argmax/),
-"triton" (kernels/conv_soft_argmax.py: one image's logits at a time, then
-the Triton soft-argmax), "reference" (the materialised path,
-:func:`materialised`, with the reference soft-argmax).  The fused ones sit
-behind the custom ops ``hybrik_fast::conv_soft_argmax3d`` and
-``hybrik_fast::conv_soft_argmax3d_backward``, so that torch.compile and
+"triton" (kernels/conv_soft_argmax.py: a flash-style Triton kernel, GEMM
+tiles into an online softmax, with a chunked fallback), "reference" (the
+materialised path, :func:`materialised`, with the reference soft-argmax).
+The fused ones sit behind the custom ops ``hybrik_fast::conv_soft_argmax3d``
+and ``hybrik_fast::conv_soft_argmax3d_backward``, so that torch.compile and
 torch.export see single nodes.
 """
 from __future__ import annotations

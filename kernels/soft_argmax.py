@@ -38,6 +38,36 @@ BLOCK = 1024
 
 
 @triton.jit
+def online_update(m, s, sw, sh, sd, x, w, h, d):
+    """One tile x of logits into a per-lane online softmax state: m the
+    running max, s = Σ e, sw = Σ e·w, sh = Σ e·h, sd = Σ e·d with e = exp(x − m);
+    w, h, d the voxels' indices (broadcast against x).  -> the new state.
+    Shared by this module's forward and kernels/conv_soft_argmax.py's."""
+    m_new = tl.maximum(m, x)
+    # a lane that has seen only −inf keeps m = −inf; shift by 0 there so
+    # that exp(−inf − shift) = 0 instead of NaN
+    shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+    alpha = tl.exp(m - shift)
+    e = tl.exp(x - shift)
+    return m_new, s * alpha + e, sw * alpha + e * w, sh * alpha + e * h, sd * alpha + e * d
+
+
+@triton.jit
+def store_partial(out, m, s, sw, sh, sd):
+    """Folds a 2-D per-lane state (online_update) onto its max and stores the
+    five partials (m, Σe, Σe·w, Σe·h, Σe·d) at out[0:5], the layout that
+    _fwd_merge_kernel reads."""
+    mc = tl.max(tl.max(m, axis=1), axis=0)
+    shift_c = tl.where(mc == float("-inf"), 0.0, mc)
+    scale = tl.exp(m - shift_c)
+    tl.store(out + 0, mc)
+    tl.store(out + 1, tl.sum(tl.sum(s * scale, axis=1), axis=0))
+    tl.store(out + 2, tl.sum(tl.sum(sw * scale, axis=1), axis=0))
+    tl.store(out + 3, tl.sum(tl.sum(sh * scale, axis=1), axis=0))
+    tl.store(out + 4, tl.sum(tl.sum(sd * scale, axis=1), axis=0))
+
+
+@triton.jit
 def _fwd_partial_kernel(
     x_ptr,     # (R, D, H, W) logits, contiguous, any float dtype
     part_ptr,  # (R, S, 5) out: per chunk (m, Σe, Σe·w, Σe·h, Σe·d), e = exp(x − m)
@@ -67,27 +97,8 @@ def _fwd_partial_kernel(
             for w0 in range(0, W, BLOCK_W):
                 mask = (hh < H - h0) & (ww < W - w0)
                 x = tl.load(x_row + (d * H + h0) * W + w0 + offs, mask=mask, other=float("-inf")).to(ACC)
-                m_new = tl.maximum(m, x)
-                # a lane that has seen only −inf keeps m = −inf; shift by 0
-                # there so that exp(−inf − shift) = 0 instead of NaN
-                shift = tl.where(m_new == float("-inf"), 0.0, m_new)
-                alpha = tl.exp(m - shift)
-                e = tl.exp(x - shift)
-                s = s * alpha + e
-                sw = sw * alpha + e * (wf + w0)
-                sh = sh * alpha + e * (hf + h0)
-                sd = sd * alpha + e * d
-                m = m_new
-    # fold the lanes onto the chunk max
-    mc = tl.max(tl.max(m, axis=1), axis=0)
-    shift_c = tl.where(mc == float("-inf"), 0.0, mc)
-    scale = tl.exp(m - shift_c)
-    out = part_ptr + (row * S + chunk) * 5
-    tl.store(out + 0, mc)
-    tl.store(out + 1, tl.sum(tl.sum(s * scale, axis=1), axis=0))
-    tl.store(out + 2, tl.sum(tl.sum(sw * scale, axis=1), axis=0))
-    tl.store(out + 3, tl.sum(tl.sum(sh * scale, axis=1), axis=0))
-    tl.store(out + 4, tl.sum(tl.sum(sd * scale, axis=1), axis=0))
+                m, s, sw, sh, sd = online_update(m, s, sw, sh, sd, x, wf + w0, hf + h0, d)
+    store_partial(part_ptr + (row * S + chunk) * 5, m, s, sw, sh, sd)
 
 
 @triton.jit
@@ -140,6 +151,24 @@ def _fwd_merge_kernel(
 # float64 lse is split into hi + lo in ACC and x − lse formed as (x − hi) − lo,
 # with x − hi exact for the x that matter (Sterbenz).
 @triton.jit
+def grad_terms(grad_ptr, coords_ptr, lse_ptr, row, D, H, W, ACC: tl.constexpr):
+    """The per-row constants of dx_u = exp((x_u − hi) − lo) · (aw·w + ah·h + ad·d − C)
+    (the derivation above): row a scalar or a vector of row indices into
+    grad (R, 3), coords (R, 3), lse (R,) -> (aw, ah, ad, C, hi, lo) of its shape.
+    Shared by this module's backward and kernels/conv_soft_argmax.py's."""
+    gx = tl.load(grad_ptr + row * 3 + 0).to(ACC)
+    gy = tl.load(grad_ptr + row * 3 + 1).to(ACC)
+    gz = tl.load(grad_ptr + row * 3 + 2).to(ACC)
+    C = (gx * (0.5 + tl.load(coords_ptr + row * 3 + 0).to(ACC))
+         + gy * (0.5 + tl.load(coords_ptr + row * 3 + 1).to(ACC))
+         + gz * (0.5 + tl.load(coords_ptr + row * 3 + 2).to(ACC)))
+    lse = tl.load(lse_ptr + row)
+    hi = lse.to(ACC)
+    lo = (lse - hi.to(tl.float64)).to(ACC)
+    return gx / W, gy / H, gz / D, C, hi, lo
+
+
+@triton.jit
 def _bwd_kernel(
     grad_ptr,    # (R, 3) in: ∂L/∂coords, accumulation dtype
     x_ptr,       # (R, D, H, W) in: logits, contiguous
@@ -157,19 +186,8 @@ def _bwd_kernel(
     hh = tl.arange(0, ROWS)[:, None]
     ww = tl.arange(0, BLOCK_W)[None, :]
     offs = hh * W + ww
-    gx = tl.load(grad_ptr + row * 3 + 0).to(ACC)
-    gy = tl.load(grad_ptr + row * 3 + 1).to(ACC)
-    gz = tl.load(grad_ptr + row * 3 + 2).to(ACC)
-    C = (gx * (0.5 + tl.load(coords_ptr + row * 3 + 0).to(ACC))
-         + gy * (0.5 + tl.load(coords_ptr + row * 3 + 1).to(ACC))
-         + gz * (0.5 + tl.load(coords_ptr + row * 3 + 2).to(ACC)))
-    aw = gx / W
-    ah = gy / H
-    ad = gz / D
+    aw, ah, ad, C, hi, lo = grad_terms(grad_ptr, coords_ptr, lse_ptr, row, D, H, W, ACC)
     coef = aw * ww.to(ACC) + ah * hh.to(ACC)  # (ROWS, BLOCK_W)
-    lse = tl.load(lse_ptr + row)
-    hi = lse.to(ACC)
-    lo = (lse - hi.to(tl.float64)).to(ACC)
     base = row * D * H * W
     for d in range(d0, tl.minimum(d0 + PLANES, D)):
         for h0 in range(0, H, ROWS):
@@ -178,7 +196,7 @@ def _bwd_kernel(
                 v = base + (d * H + h0) * W + w0 + offs
                 x = tl.load(x_ptr + v, mask=mask, other=0.0).to(ACC)
                 tile = aw * w0 + ah * h0 + ad * d - C
-                dx = tl.exp((x - hi) - lo) * (coef + tile)
+                dx = tl.exp((x - hi) - lo) * (coef + tile)  # p · bracket
                 tl.store(dx_ptr + v, dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
