@@ -133,7 +133,8 @@ def main(args: argparse.Namespace) -> int:
     that preset's model, sizes and loss on SyntheticHumans images; --quick is then ignored."""
     if getattr(args, "preset", None) == "paper":
         from . import bench_memory
-        report = bench_memory.run(steps=args.train_steps or 2, threads=args.threads[0] if args.threads else None)
+        report = bench_memory.run(batch=getattr(args, "train_batch", None) or bench_memory.BATCH,
+                                  steps=args.train_steps or 2, threads=args.threads[0] if args.threads else None)
         print()
         print(bench_memory.format_report(report))
         if args.json:

@@ -22,6 +22,11 @@ returns every large freed block at once and the resident set follows the
 live allocations (its default threshold grows to 32 MB and would keep
 freed tensors resident).
 
+The floor: the fused soft-argmax path's peak above steady less its logits
+and their gradient (2·B·K·D·H·W float32 values), i.e. what a head that stored
+no logits and added nothing of its own would reach; the report gives
+conv_soft_argmax3d's distance from it.
+
 The head's share: the same step in a fresh process with the backbone
 replaced by a stub that returns a fixed C5 (B, 512, 8, 8) (a parameter):
 what remains is the head, the IK, the body model and the loss.
@@ -117,6 +122,13 @@ def child(name: str, batch: int, steps: int, head_only: bool) -> dict:
             "above_steady_mb": peak - steady, "times": times}
 
 
+def logits_per_image() -> int:
+    """K·D·H·W: the heatmap logits of one image at PRESET's heatmap size."""
+    from . import config
+    D, H, W = config.make_config(PRESET).heatmap_size
+    return 29 * D * H * W
+
+
 def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, log=print) -> dict:
     """Every configuration, whole step and head only, each in a fresh process."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
@@ -134,10 +146,15 @@ def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, log=prin
     base, new, tr = rows["fused soft-argmax"]["step"], rows["conv_soft_argmax3d"]["step"], rows["transformer"]["step"]
     ratios = {"above_steady": new["above_steady_mb"] / base["above_steady_mb"],
               "step_s": new["step_s"] / base["step_s"]}
+    # what storing no logits can save at most: the logits and their gradient
+    logits_mb = 2 * batch * logits_per_image() * 4 / 2 ** 20
+    floor = {"logits_and_grad_mb": logits_mb, "above_steady_mb": base["above_steady_mb"] - logits_mb,
+             "ratio": (base["above_steady_mb"] - logits_mb) / base["above_steady_mb"],
+             "overhead_mb": new["above_steady_mb"] - (base["above_steady_mb"] - logits_mb)}
     return {"header": {"preset": PRESET, "batch": batch, "steps": steps, "threads": threads or torch.get_num_threads(),
                        "torch": torch.__version__, "load": os.getloadavg(),
                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
-            "rows": rows, "ratios": ratios,
+            "rows": rows, "ratios": ratios, "floor": floor,
             "targets": {"above_steady": ratios["above_steady"] <= TARGET_ABOVE_STEADY,
                         "step_s": ratios["step_s"] <= TARGET_STEP,
                         "peak_vs_transformer": new["peak_mb"] <= tr["peak_mb"]}}
@@ -163,6 +180,11 @@ def format_report(report: dict) -> str:
               f"(target <= {TARGET_ABOVE_STEADY}: {ok(t['above_steady'])}), step time {r['step_s']:.3f} "
               f"(target <= {TARGET_STEP}: {ok(t['step_s'])})",
               f"heatmap head (conv_soft_argmax3d) peak <= transformer's: {ok(t['peak_vs_transformer'])}"]
+    f = report.get("floor")
+    if f:
+        lines += [f"the logits and their gradient (float32): {f['logits_and_grad_mb']:.0f} MB; fused soft-argmax "
+                  f"above steady without them: {f['above_steady_mb']:.0f} MB = {f['ratio']:.3f}x, the floor of any "
+                  f"head that stores no logits; conv_soft_argmax3d is {f['overhead_mb']:+.0f} MB from it"]
     return "\n".join(lines)
 
 
