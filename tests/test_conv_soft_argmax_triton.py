@@ -226,3 +226,15 @@ class TestCUDA:
 
     def test_full_size_float64(self):
         assert_matches_materialised((2, 64, 29, 64, 32, 32), seed=22)
+
+
+def test_opcheck():
+    """The custom ops with the Triton backend: schema, fake tensors, autograd registration."""
+    f, w, b = (t.to(DEVICE) for t in conv_inputs(2, 5, 2, 3, 4, 5, dtype=torch.float32, seed=12))
+    w = w.flatten(1)
+    torch.library.opcheck(torch.ops.hybrik_fast.conv_soft_argmax3d.default,
+                          (f.requires_grad_(), w.requires_grad_(), b.requires_grad_(), 2, "triton", 0))
+    coords, lse, _ = torch.ops.hybrik_fast.conv_soft_argmax3d(f.detach(), w.detach(), b.detach(), 2, "triton", 0)
+    torch.library.opcheck(torch.ops.hybrik_fast.conv_soft_argmax3d_backward.default,
+                          (make_grad(2, 2, dtype=torch.float32, device=DEVICE), f.detach(), w.detach(), b.detach(),
+                           coords, lse, 2, "triton", 0, [True, True, True]))
