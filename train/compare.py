@@ -53,14 +53,16 @@ from .runlog import read_csv
 #: the transformer's warm-up, as a fraction of its run (the paper: 4000 of ~60k steps)
 TRANSFORMER_WARMUP = 0.07
 #: per network: the config keys that differ from the preset (same backbone, data, seed, budget)
+#: the transformer and HMR predict no σ: cpu-quick's loss weights without the Laplace term
+_NO_SIGMA_LOSS = {**config.CPU_QUICK_LOSS, "laplace": False}
 NETWORKS = {
     "hybrik": {"head": "heatmap"},
     # the paper's d = 512, 8 heads, 6 blocks, dropout 0.1, AdamW 5e-4 with the invsqrt schedule;
     # at the cpu-quick scale d = 256 and 3 blocks (one step then costs about what HybrIK's does)
     "transformer": {"head": "transformer", "model_kwargs": {"d_model": 256, "num_heads": 8, "num_layers": 3},
                     "optimizer": "adamw", "lr": 5e-4, "schedule": "invsqrt",
-                    "warmup_steps": TRANSFORMER_WARMUP},
-    "hmr": {"head": "hmr", "model_kwargs": {}},
+                    "warmup_steps": TRANSFORMER_WARMUP, "loss": _NO_SIGMA_LOSS},
+    "hmr": {"head": "hmr", "model_kwargs": {}, "loss": _NO_SIGMA_LOSS},
 }
 #: Tables 3 and 4: the first TABLE_SAMPLES held-out images; smplify_3d's outer L-BFGS iterations
 TABLE_SAMPLES, FIT_ITERS = 100, 10
