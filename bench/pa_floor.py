@@ -73,13 +73,7 @@ def _slope(pred: torch.Tensor, label: torch.Tensor) -> tuple[float, float]:
 @torch.no_grad()
 def _depth_spread(model, images: torch.Tensor) -> torch.Tensor:
     """(N, K) standard deviation, mm, of each heatmap's depth marginal (ResNet heatmap head)."""
-    c2, c3, c4, c5 = model.preact.pyramid(images)
-    y = c5
-    for i, c in enumerate((c4, c3, c2)):
-        deconv, bn, relu = model.deconv_layers[3 * i:3 * i + 3]
-        z = bn(deconv(y))
-        y = relu(z if model.lateral is None else z + model.lateral[i](c))
-    logits = heatmap_logits(y, model.final_layer, model.heatmap_size)       # (N, K, D, H, W)
+    logits = heatmap_logits(model.heatmap_features(images)[0], model.final_layer, model.heatmap_size)       # (N, K, D, H, W)
     N, K, D = logits.shape[:3]
     pd = logits.reshape(N, K, -1).softmax(-1).reshape(logits.shape).sum((3, 4))  # (N, K, D)
     x = torch.arange(D, dtype=pd.dtype) / D

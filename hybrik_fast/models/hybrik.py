@@ -115,17 +115,22 @@ class HybrIKModel(BodyHeadModel):
                 nn.init.normal_(m.weight, std=0.001)
         init_small_head(self.final_layer, (self.decshape, self.decphi, self.deccam, self.decsigma))
 
-    def predict(self, images: torch.Tensor) -> dict:
-        """images (B, 3, S, S) -> the network's raw predictions: uvd (B, 29, 3),
-        twist (B, 23, 2) unit, betas (B, 10), camera (B, 3), sigma (B, 29)."""
-        self.check_images(images)
-        B = images.shape[0]
+    def heatmap_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B, 3, S, S) -> the final layer's input (B, ch, S/4, S/4) and C5 (B, C, S/32, S/32)."""
         c2, c3, c4, c5 = self.preact.pyramid(images)                  # c5 (B, C, S/32, S/32)
         y = c5
         for i, c in enumerate((c4, c3, c2)):                          # to S/16, S/8, S/4
             deconv, bn, relu = self.deconv_layers[3 * i:3 * i + 3]
             z = bn(deconv(y))
             y = relu(z if self.lateral is None else z + self.lateral[i](c))
+        return y, c5
+
+    def predict(self, images: torch.Tensor) -> dict:
+        """images (B, 3, S, S) -> the network's raw predictions: uvd (B, 29, 3),
+        twist (B, 23, 2) unit, betas (B, 10), camera (B, 3), sigma (B, 29)."""
+        self.check_images(images)
+        B = images.shape[0]
+        y, c5 = self.heatmap_features(images)
         uvd = heatmap_uvd(y, self.final_layer, self.heatmap_size,     # (B, 29, 3)
                           self.backend, self.fused_head)
 
