@@ -32,7 +32,8 @@ unless named otherwise:
   joints): a slope near 0 means the prediction stays at the mean;
 * ``heatmap_d_mm``: the spread (standard deviation) of the depth marginals
   of the heatmaps, to compare with ``d_mm``: a spread far below the error is
-  a collapsed, confidently wrong depth whose soft-argmax gradient vanishes;
+  a collapsed, confidently wrong depth whose soft-argmax gradient vanishes
+  (``heatmap_d_mm_per_joint``: the median over images, per joint);
 * ``trunk_grad``: the norm of each weighted loss term's gradient on the
   backbone (training mode, 4 batches of the training split): the share of
   the pose term in what the trunk learns.
@@ -115,7 +116,9 @@ def trained(path: str, n: int, n_grad_batches: int = 4) -> dict:
         out["slope_uv"], out["corr_uv"] = _slope(rel_p[..., :2], rel_g[..., :2])
         out["slope_d"], out["corr_d"] = _slope(rel_p[..., 2], rel_g[..., 2])
         if hasattr(model, "deconv_layers"):
-            out["heatmap_d_mm"] = float(_depth_spread(model, batch["image"])[:, 1:J].mean())
+            spread = _depth_spread(model, batch["image"])                    # (N, K) mm
+            out["heatmap_d_mm"] = float(spread[:, 1:J].mean())
+            out["heatmap_d_mm_per_joint"] = {JOINT_NAMES[j]: float(spread[:, j].median()) for j in range(J)}
     per = (err[:, :J, 2].abs().mean(0) * DEPTH_RANGE * 1000).tolist()
     out["d_mm_per_joint"] = {JOINT_NAMES[j]: per[j] for j in range(J)}
     # each weighted loss term's gradient on the trunk (training mode, as a step sees it)
