@@ -148,8 +148,10 @@ def conv_soft_argmax3d(features: torch.Tensor, weight: torch.Tensor, bias: torch
     ``soft_argmax3d(conv2d(features, weight, bias).view(B, K, D, H, W))``.
     backend: "auto" (alias "fused") | "reference" | "cpu" | "triton" (see
     :mod:`hybrik_fast._backend`); "reference" is the materialised path.
-    tile_planes: d-planes per tile of the "cpu" kernel (0: as many as sit in
-    cache); the tests force many tiles with it.
+    tile_planes: rows (d-planes) per tile of the "cpu" kernel: fewer than D
+    cut each heatmap into runs of planes, D or more hold ⌊tile_planes / D⌋
+    whole joints (0: as many voxels as the kernel's default tile); the tests
+    force many tiles with it.
     """
     w = _check(features, weight, bias, num_joints)
     impl = _backend.resolve("conv_soft_argmax3d", backend, features.device)

@@ -52,18 +52,18 @@ def test_many_tiles():
 
 
 def test_whole_joint_tiles_with_a_remainder():
-    """Heatmaps of 40·50·50 = 100 000 voxels: the default tile (2^18 voxels) holds
-    two whole joints, so K = 5 runs as tiles of 2, 2 and 1 joints; float64 to
-    1e-10 against the materialised path and against one joint per tile."""
+    """Tiles of whole joints: 80 rows hold two of D = 40 planes, so K = 5 runs as
+    tiles of 2, 2 and 1 joints; the default tile (2^20 voxels) holds all five
+    heatmaps of 40·50·50; 40 rows, one.  float64 to 1e-10 against the
+    materialised path."""
     shape = (2, 6, 5, 40, 50, 50)
     f, w, b = conv_inputs(*shape, seed=11)
     g = make_grad(2, 5, seed=12)
-    grouped = fwd_bwd(fused(5), f, w, b, g)
-    planes = fwd_bwd(fused(5, tile_planes=40), f, w, b, g)
     want = fwd_bwd(lambda *a: materialised(*a, 5), f, w, b, g)
-    for name, x, y, z in zip(("coords", "conf", "d features", "d weight", "d bias"), grouped, planes, want):
-        torch.testing.assert_close(x, z, rtol=1e-10, atol=1e-10, msg=name)
-        torch.testing.assert_close(y, z, rtol=1e-10, atol=1e-10, msg=name)
+    for rows in (80, 0, 40):
+        got = fwd_bwd(fused(5, tile_planes=rows), f, w, b, g)
+        for name, x, z in zip(("coords", "conf", "d features", "d weight", "d bias"), got, want):
+            torch.testing.assert_close(x, z, rtol=1e-10, atol=1e-10, msg=f"{rows} rows: {name}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
