@@ -69,7 +69,7 @@ from ..body import BodyModel
 from ..camera import CROP_REF, FOCAL
 from ..data.transforms import FLIP_PERM_29, TWIST_FLIP_ROWS
 from ..ik import forward_kinematics, hybrik_ik
-from ..reference.kinematics import _eye_like, _skew
+from ..reference.kinematics import rodrigues
 from ..skeleton import (IK_CHILD, NUM_BETAS, NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST, PARENTS_29,
                         PELVIS_CHILDREN)
 from ..soft_argmax import soft_argmax3d
@@ -155,12 +155,6 @@ def refine_scale(scale: torch.Tensor, uv: torch.Tensor, joints: torch.Tensor,
 PUBLIC_EPS = 1e-8
 
 
-def _rodrigues(k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """I + sin K + (1 − cos) K² for axis k (B, 3), cos and sin (B,) -> (B, 3, 3)."""
-    K = _skew(k)
-    return _eye_like(k) + sin[..., None, None] * K + (1 - cos)[..., None, None] * (K @ K)
-
-
 def public_swing(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """The public naive IK's swing taking t to p: t, p (B, 3) -> (B, 3, 3).
 
@@ -174,7 +168,7 @@ def public_swing(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     m = torch.linalg.vector_norm(t, dim=-1) * torch.linalg.vector_norm(p, dim=-1)   # (B,)
     v = torch.linalg.cross(t, p, dim=-1)                                           # (B, 3)
     v_norm = torch.linalg.vector_norm(v, dim=-1)                                   # (B,)
-    return _rodrigues(v / (v_norm + PUBLIC_EPS)[..., None], (t * p).sum(-1) / (m + PUBLIC_EPS),
+    return rodrigues(v / (v_norm + PUBLIC_EPS)[..., None], (t * p).sum(-1) / (m + PUBLIC_EPS),
                       v_norm / (m + PUBLIC_EPS))
 
 
@@ -224,7 +218,7 @@ def public_naive_ik(joints: torch.Tensor, twist: torch.Tensor, rest: torch.Tenso
         t = rest_bone[:, c]                                                     # (B, 3)
         target = (chain[parent].transpose(1, 2) @ (joints[:, c] - joints[:, i])[..., None])[..., 0]
         axis = t / (torch.linalg.vector_norm(t, dim=-1, keepdim=True) + PUBLIC_EPS)
-        spin = _rodrigues(axis, cs[:, i - 1, 0], cs[:, i - 1, 1])
+        spin = rodrigues(axis, cs[:, i - 1, 0], cs[:, i - 1, 1])
         local[i] = public_swing(t, target) @ spin
         chain[i] = chain[parent] @ local[i]
     return torch.stack(local, dim=1)

@@ -61,6 +61,13 @@ def _eye_like(x: torch.Tensor) -> torch.Tensor:
     return torch.eye(3, dtype=x.dtype, device=x.device).expand(*x.shape[:-1], 3, 3)
 
 
+def rodrigues(k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """I + sin·[k]× + (1 − cos)·[k]×² for an axis k (…, 3) and cos, sin (…) -> (…, 3, 3)
+    (the rotation by that angle about k when k is a unit vector and cos² + sin² = 1)."""
+    K = _skew(k)
+    return _eye_like(k) + sin[..., None, None] * K + (1 - cos)[..., None, None] * (K @ K)
+
+
 def swing_rotation(t: torch.Tensor, p: torch.Tensor, eps: float | None = None) -> torch.Tensor:
     """Minimal rotation taking direction t to direction p.
 
@@ -107,10 +114,9 @@ def twist_rotation(t: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
     ok = (r != 0) & (t_norm != 0)                                        # NaN -> True
     k = t / torch.where(t_norm != 0, t_norm, torch.ones_like(t_norm))   # (…, 3)
     cs_n = cs / torch.where(ok, r, torch.ones_like(r))
-    c = torch.where(ok, cs_n[..., :1], torch.ones_like(r))[..., None]   # (…, 1, 1)
-    s = torch.where(ok, cs_n[..., 1:], torch.zeros_like(r))[..., None]
-    K = _skew(k)
-    return _eye_like(t) + s * K + (1 - c) * (K @ K)
+    c = torch.where(ok, cs_n[..., :1], torch.ones_like(r))[..., 0]      # (…)
+    s = torch.where(ok, cs_n[..., 1:], torch.zeros_like(r))[..., 0]
+    return rodrigues(k, c, s)
 
 
 def pelvis_rotation(joints: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
