@@ -83,8 +83,10 @@ def assert_within_2x_reference(out, out_ref_low, out_ref64, dtype, what, norm: s
     e, r = (out.double() - out_ref64).abs(), (out_ref_low.double() - out_ref64).abs()
     if norm == "max":
         err, ref_err = e.max().item(), r.max().item()
-    else:
+    elif norm == "rms":
         err, ref_err = e.pow(2).mean().sqrt().item(), r.pow(2).mean().sqrt().item()
+    else:
+        raise ValueError(f"norm must be 'max' or 'rms', got {norm!r}")
     rounding = torch.finfo(dtype).eps / 2 * out_ref64.abs().max().item()
     assert err <= max(2 * ref_err, rounding), f"{what}: {norm} error {err:.3g}, reference's own {ref_err:.3g}"
 

@@ -2,10 +2,12 @@
 configuration, one fresh process per head, peak memory as the process's peak RSS.
 
 Configurations (:data:`CONFIGS`), all ResNet-34, 256 px, 29×64³ (the
-``resnet34-3dpw`` preset's model and loss, SyntheticHumans images), batch 8:
+``resnet34-3dpw`` preset's model and loss, SyntheticHumans images), batch 8
+(``--train-batch``):
 
 - ``reference``: heatmap head, reference ops (conv2d, the reference soft-argmax, the reference IK);
 - ``fused soft-argmax``: heatmap head, ``fused_head=False`` (conv2d, then today's fused soft-argmax);
+- ``fused soft-argmax, no cache``: the same with the soft-argmax's output cache off (below);
 - ``conv_soft_argmax3d``: heatmap head, ``fused_head=True`` (the logits never stored);
 - ``transformer``: the HybrIK-Transformer head (fused IK).
 
@@ -22,8 +24,7 @@ returns every large freed block at once and the resident set follows the
 live allocations (its default threshold grows to 32 MB and would keep
 freed tensors resident).
 
-``fused soft-argmax, no cache``: the same as ``fused soft-argmax`` with the
-soft-argmax's output cache off (``HYBRIK_FAST_CACHE_OUTPUTS=0``).  By default
+The output cache (``HYBRIK_FAST_CACHE_OUTPUTS=0`` turns it off).  By default
 the fused soft-argmax backward keeps the gradient buffer it freed for the next
 step (README, "API tour"), which is resident during the next forward: over
 two or more steps that adds to the peak (156 MB at batch 8) and saves ~10% of

@@ -54,7 +54,7 @@ from .runlog import read_csv
 TRANSFORMER_WARMUP = 0.07
 #: per network: the config keys that differ from the preset (same backbone, data, seed, budget)
 #: the transformer and HMR predict no σ: cpu-quick's loss weights without the Laplace term
-_NO_SIGMA_LOSS = {**config.CPU_QUICK_LOSS, "laplace": False}
+_NO_SIGMA_LOSS = {**config.PUBLIC_LOSS, "laplace": False}
 NETWORKS = {
     "hybrik": {"head": "heatmap"},
     # the paper's d = 512, 8 heads, 6 blocks, dropout 0.1, AdamW 5e-4 with the invsqrt schedule;
