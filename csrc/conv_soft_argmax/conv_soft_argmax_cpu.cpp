@@ -16,9 +16,10 @@
 // tile's logits are one ATen GEMM (at::addmm_out / at::mm_out: torch's BLAS,
 // which parallelises it) of its weight rows with F_n, into one reused
 // buffer; the soft-argmax's own row reduction
-// (soft_argmax_cpu::reduce_blocks) reduces each joint's part to a Partial
-// (max and the sums Σe, Σe·w, Σe·h, Σe·d), and a joint's plane tiles merge
-// as a log-sum-exp (soft_argmax_cpu::finish_row).  Memory beyond inputs and
+// (soft_argmax_cpu::reduce_blocks) reduces each joint's part, in segments
+// that run in parallel (at::parallel_for), to Partials (max and the sums
+// Σe, Σe·w, Σe·h, Σe·d), and a joint's segments and plane tiles merge as a
+// log-sum-exp (soft_argmax_cpu::finish_row).  Memory beyond inputs and
 // outputs: the tile buffer, and for fp16/bf16 input one image's features
 // and the weight converted to float.
 //
@@ -26,6 +27,7 @@
 #include <torch/extension.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <array>
@@ -75,6 +77,17 @@ void tile_logits(const at::Tensor& Fn, const at::Tensor& w, const at::Tensor& bi
   }
 }
 
+// Σ x[0..n) of one backward block (in L1 after RowGrad wrote it): float
+// within the block, double across blocks and images (d b sums B·H·W terms
+// per row).
+template <typename acc_t>
+double block_sum(const acc_t* x, int64_t n) {
+  acc_t s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  return static_cast<double>(s);
+}
+
 // The inputs in the accumulation dtype: features (B, C, H·W), weight (K·D, C), bias (K·D,) or undefined.
 struct Inputs {
   at::Tensor F, w, bias;
@@ -108,43 +121,68 @@ struct Inputs {
   at::Tensor image(int64_t n) const { return F[n].to(acc).contiguous(); }  // (C, H·W)
 };
 
+// How many segments each joint of a tile is cut into for the row reduction,
+// so that a tile's nk joints give at least kTasksPerThread tasks per thread
+// (at most one per forward block).  The GEMMs run in torch's BLAS threads;
+// the reduction between them runs in ours (at::parallel_for), which would
+// otherwise leave all but one core idle for that part of the step.
+constexpr int64_t kTasksPerThread = 2;
+inline int64_t segments(int64_t nk, int64_t blocks) {
+  const int64_t tasks = kTasksPerThread * at::get_num_threads();
+  return std::max<int64_t>(1, std::min(blocks, (tasks + nk - 1) / nk));
+}
+
 // A run of dt planes of one joint is reduced as a row of its own (its
-// Blocking: one for the full runs, one for a shorter last run), and its
-// Σ e·d shifted by d0·Σ e; a tile of whole joints is reduced joint by joint.
+// Blocking: one for the full runs, one for a shorter last run), in S
+// segments, and each Partial's Σ e·d shifted by d0·Σ e; a tile of whole
+// joints is reduced joint by joint, S segments each; the segments of a
+// joint merge in finish_row.
 template <typename acc_t>
 void forward_kernel(const Inputs& in, int64_t tile_planes, acc_t* coords, double* lse, acc_t* conf) {
   const int64_t HW = in.H * in.W;
   const Tiles tiles(in.K, in.D, HW, tile_planes);
   const Blocking<acc_t> full(tiles.planes, in.H, in.W), last(tiles.size(tiles.count - 1), in.H, in.W);
+  const int64_t L = std::max(full.super_row_len(), last.super_row_len());
   at::Tensor buf = at::empty({tiles.rows(), HW}, in.w.options());
-  std::vector<acc_t> col(std::max(full.super_row_len(), last.super_row_len()));
-  std::vector<acc_t> suf(col.size());
-  std::vector<Partial> parts(tiles.count);
+  // a tile's partials: nk joints × S segments (whole joints), or the
+  // count × S of one joint's plane runs
+  std::vector<Partial> parts(std::max(tiles.joints, tiles.count) * std::max(full.fnb, last.fnb));
   for (int64_t n = 0; n < in.B; ++n) {
     const at::Tensor Fn = in.image(n);
     for (int64_t k0 = 0; k0 < in.K; k0 += tiles.joints) {
       const int64_t nk = std::min(tiles.joints, in.K - k0);
+      int64_t np = 0;  // partials of this joint so far (plane runs)
       for (int64_t t = 0; t < tiles.count; ++t) {
         const int64_t d0 = tiles.d0(t), dt = tiles.size(t);
         const Blocking<acc_t>& blk = dt == tiles.planes ? full : last;
         at::Tensor out = buf.narrow(0, 0, nk * dt);
         tile_logits(Fn, in.w, in.bias, k0 * in.D + d0, nk * dt, out);
-        for (int64_t j = 0; j < nk; ++j) {
-          const acc_t* x = out.const_data_ptr<acc_t>() + j * dt * HW;
-          Partial p = soft_argmax_cpu::reduce_blocks<acc_t>(x, blk, 0, blk.fnb, nullptr, col.data(), suf.data());
-          p.sd += static_cast<double>(d0) * p.s;
-          if (nk == 1) {
-            parts[t] = p;
-          } else {  // whole joints: one part each
+        const acc_t* x = out.const_data_ptr<acc_t>();
+        const int64_t S = segments(nk, blk.fnb);
+        Partial* tp = parts.data() + (nk == 1 ? np : 0);
+        at::parallel_for(0, nk * S, 1, [&](int64_t begin, int64_t end) {
+          std::vector<acc_t> col(L), suf(L);
+          for (int64_t task = begin; task < end; ++task) {
+            const int64_t j = task / S, seg = task % S;
+            Partial p = soft_argmax_cpu::reduce_blocks<acc_t>(x + j * dt * HW, blk, seg * blk.fnb / S,
+                                                              (seg + 1) * blk.fnb / S, nullptr, col.data(),
+                                                              suf.data());
+            p.sd += static_cast<double>(d0) * p.s;
+            tp[task] = p;
+          }
+        });
+        if (nk == 1) {
+          np += S;
+        } else {  // whole joints: S parts each
+          for (int64_t j = 0; j < nk; ++j) {
             const int64_t r = n * in.K + k0 + j;
-            soft_argmax_cpu::finish_row(&p, 1, in.D, in.H, in.W, coords + 3 * r, lse + r, conf + r);
+            soft_argmax_cpu::finish_row(tp + j * S, S, in.D, in.H, in.W, coords + 3 * r, lse + r, conf + r);
           }
         }
       }
       if (nk == 1) {
         const int64_t r = n * in.K + k0;
-        soft_argmax_cpu::finish_row(parts.data(), tiles.count, in.D, in.H, in.W, coords + 3 * r, lse + r,
-                                    conf + r);
+        soft_argmax_cpu::finish_row(parts.data(), np, in.D, in.H, in.W, coords + 3 * r, lse + r, conf + r);
       }
     }
   }
@@ -168,8 +206,9 @@ void forward_kernel(const Inputs& in, int64_t tile_planes, acc_t* coords, double
 // d b get its own terms, d F_n the sum of every tile's Wt_tileᵀ·dX_tile.  So
 // per tile (the forward's tiles: whole joints or runs of planes): recompute
 // its logits (the forward's GEMM), overwrite them with dx in place
-// (RowGrad, joint by joint), and add the tile's terms with ATen GEMMs, each
-// only where its input needs a gradient.  Memory: the tile, as in the
+// (RowGrad, block by block in parallel; each block's Σ dx goes to d b while
+// it is in cache), and add the tile's d F and d Wt terms with ATen GEMMs,
+// each only where its input needs a gradient.  Memory: the tile, as in the
 // forward.
 template <typename acc_t>
 void backward_kernel(const Inputs& in, int64_t tile_planes, const acc_t* grad, const acc_t* coords,
@@ -179,34 +218,55 @@ void backward_kernel(const Inputs& in, int64_t tile_planes, const acc_t* grad, c
   const int64_t HW = in.H * in.W;
   const Tiles tiles(in.K, in.D, HW, tile_planes);
   at::Tensor buf = at::empty({tiles.rows(), HW}, in.w.options());
-  RowGrad<acc_t> rg(blk);
   const bool f_acc = dF.defined() && dF.scalar_type() == in.acc;
   at::Tensor dFn_acc = needs[0] && !f_acc ? at::empty({in.C, HW}, in.w.options()) : at::Tensor();
+  // per backward block of a tile, the sum of its dx (for d b)
+  std::vector<double> bsum(needs[2] ? tiles.rows() * blk.nbh : 0);
+  double* db = needs[2] ? dB.mutable_data_ptr<double>() : nullptr;
   for (int64_t n = 0; n < in.B; ++n) {
     const at::Tensor Fn = in.image(n);
     at::Tensor dFn;
-    if (needs[0]) {
-      dFn = f_acc ? dF[n].view({in.C, HW}) : dFn_acc;
-      dFn.zero_();
-    }
+    if (needs[0]) dFn = f_acc ? dF[n].view({in.C, HW}) : dFn_acc;
+    bool first = true;  // the image's first tile sets d F_n (no zeroing pass), the others add to it
     for (int64_t k0 = 0; k0 < in.K; k0 += tiles.joints) {
       const int64_t nk = std::min(tiles.joints, in.K - k0);
       for (int64_t t = 0; t < tiles.count; ++t) {
         const int64_t d0 = tiles.d0(t), dt = tiles.size(t), row0 = k0 * in.D + d0;
         at::Tensor x = buf.narrow(0, 0, nk * dt);
         tile_logits(Fn, in.w, in.bias, row0, nk * dt, x);
-        for (int64_t j = 0; j < nk; ++j) {
-          const int64_t r = n * in.K + k0 + j;
-          rg.setup(grad + 3 * r, coords + 3 * r, lse[r]);  // per joint (cheap: 3 coefficients and a table)
-          acc_t* xp = x.mutable_data_ptr<acc_t>() + j * dt * HW;
-          for (int64_t b = d0 * blk.nbh; b < (d0 + dt) * blk.nbh; ++b) {
-            acc_t* xb = xp + (blk.offset(b) - d0 * HW);
+        // dx in place, the tile's nk·dt·nbh blocks in parallel; a thread
+        // sets up a joint's terms when its range enters the joint
+        acc_t* xp = x.mutable_data_ptr<acc_t>();
+        const int64_t per_joint = dt * blk.nbh;
+        at::parallel_for(0, nk * per_joint, 1, [&](int64_t begin, int64_t end) {
+          RowGrad<acc_t> rg(blk);
+          int64_t joint = -1;
+          for (int64_t i = begin; i < end; ++i) {
+            const int64_t j = i / per_joint, b = d0 * blk.nbh + i % per_joint;
+            if (j != joint) {
+              joint = j;
+              const int64_t r = n * in.K + k0 + j;
+              rg.setup(grad + 3 * r, coords + 3 * r, lse[r]);
+            }
+            acc_t* xb = xp + j * dt * HW + (blk.offset(b) - d0 * HW);
             rg.block(xb, b, nullptr, xb);
+            if (needs[2]) bsum[i] = block_sum(xb, blk.size(b));
+          }
+        });
+        if (needs[0]) {
+          const at::Tensor wt = in.w.narrow(0, row0, nk * dt).t();
+          if (first) {
+            at::mm_out(dFn, wt, x);
+          } else {
+            dFn.addmm_(wt, x);
           }
         }
-        if (needs[0]) dFn.addmm_(in.w.narrow(0, row0, nk * dt).t(), x);
+        first = false;
         if (needs[1]) dW.narrow(0, row0, nk * dt).addmm_(x, Fn.t());
-        if (needs[2]) dB.narrow(0, row0, nk * dt).add_(x.sum(1, false, at::kDouble));
+        if (needs[2]) {  // row j·dt + dd of the tile is plane dd of joint j: its nbh blocks
+          for (int64_t row = 0; row < nk * dt; ++row)
+            for (int64_t h = 0; h < blk.nbh; ++h) db[row0 + row] += bsum[row * blk.nbh + h];
+        }
       }
     }
     if (needs[0] && !f_acc) dF[n].view({in.C, HW}).copy_(dFn);
