@@ -43,6 +43,9 @@ def main(argv=None) -> int:
                    help="with --train: 'paper': ResNet-34, 256 px, 29x64^3, batch 8, the four heads, one "
                         "process each, peak resident set (hybrik_fast.train.bench_memory); a training "
                         "preset: its model, sizes and loss, fused vs reference (hybrik_fast.train.bench)")
+    p.add_argument("--train-rounds", type=int, default=None, metavar="R",
+                   help="with --train --preset paper: rounds over the configurations, fresh processes in "
+                        "rotated order, pooled (default 3)")
     p.add_argument("--train-batch", type=int, default=None, metavar="B",
                    help="with --train and a training preset: the batch size (default: the preset's)")
     for name, text in (("train", "train a model (hybrik-fast train --help)"),

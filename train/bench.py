@@ -129,12 +129,13 @@ def format_report(report: dict) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Entry of ``hybrik-fast bench --train`` (uses --device, --threads, --quick, --json, --train-steps,
-    --preset, --train-batch).  A training preset (``--preset hrnet48-3dpw --train-batch 8``) times
+    --preset, --train-batch, --train-rounds).  A training preset (``--preset hrnet48-3dpw --train-batch 8``) times
     that preset's model, sizes and loss on SyntheticHumans images; --quick is then ignored."""
     if getattr(args, "preset", None) == "paper":
         from . import bench_memory
         report = bench_memory.run(batch=getattr(args, "train_batch", None) or bench_memory.BATCH,
-                                  steps=args.train_steps or 2, threads=args.threads[0] if args.threads else None)
+                                  steps=args.train_steps or 4, threads=args.threads[0] if args.threads else None,
+                                  rounds=getattr(args, "train_rounds", None) or 3)
         print()
         print(bench_memory.format_report(report))
         if args.json:

@@ -18,7 +18,13 @@ fused kernels is emptied and the resident set read (VmRSS of
 /proc/self/status): the steady state (weights, optimiser states and the
 batch; train_step frees the gradients at the end of each step).  The peak
 (VmHWM) is then reset (``echo 5 > /proc/self/clear_refs``) and ``steps``
-steps run; step time is their median, the peak is the VmHWM after them.
+steps run; the peak is the VmHWM after them.  This is done ``rounds`` times
+(``--train-rounds``, default 3), every configuration once per round in a
+rotated order; a configuration's step time is the median of all its timed
+steps, its memory figures the medians over the rounds.  On a shared
+machine one process's steps can run 10-20% slower than another's for the
+same configuration: one round per configuration, run one after another,
+moved the step-time ratio between 1.13 and 1.23.
 ``MALLOC_MMAP_THRESHOLD_`` is fixed at 64 KiB in the child, so that glibc
 returns every large freed block at once and the resident set follows the
 live allocations (its default threshold grows to 32 MB and would keep
@@ -128,28 +134,44 @@ def child(name: str, batch: int, steps: int, head_only: bool) -> dict:
             "above_steady_mb": peak - steady, "times": times}
 
 
-def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, log=print) -> dict:
-    """Every configuration, whole step and head only, each in a fresh process."""
+def _merge(rounds: list[dict]) -> dict:
+    """One configuration's rounds -> its figures: step time the median of every
+    timed step of every round, each memory figure the median over the rounds
+    (they differ by a few MB), and the rounds themselves."""
+    times = [t for r in rounds for t in r["times"]]
+    return {"step_s": statistics.median(times),
+            **{k: statistics.median(r[k] for r in rounds) for k in ("peak_mb", "steady_mb", "above_steady_mb")},
+            "times": times, "rounds": rounds}
+
+
+def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, rounds: int = 1, log=print) -> dict:
+    """Every configuration, whole step and head only, each in a fresh process,
+    ``rounds`` times over.  The rounds interleave the configurations, each
+    round in a rotated order, so that a slow spell of a shared machine falls
+    on all of them alike rather than on whichever ran then."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    rows = {}
-    for name in CONFIGS:
-        for part in ("step", "head"):
-            cmd = [sys.executable, "-m", "hybrik_fast.train.bench_memory", name, str(batch), str(steps), part]
-            out = subprocess.run(cmd, env={**env, **ENV.get(name, {})}, check=True, capture_output=True,
-                                 text=True).stdout
-            rows.setdefault(name, {})[part] = json.loads(out.strip().splitlines()[-1])
-            r = rows[name][part]
-            log(f"  {name:<20} {part:<5} step {r['step_s']:.2f} s, peak {r['peak_mb']:.0f} MB, "
-                f"steady {r['steady_mb']:.0f} MB, above steady {r['above_steady_mb']:.0f} MB")
+    names = list(CONFIGS)
+    runs: dict[str, dict[str, list]] = {name: {"step": [], "head": []} for name in names}
+    for i in range(rounds):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            for part in ("step", "head"):
+                cmd = [sys.executable, "-m", "hybrik_fast.train.bench_memory", name, str(batch), str(steps), part]
+                out = subprocess.run(cmd, env={**env, **ENV.get(name, {})}, check=True, capture_output=True,
+                                     text=True).stdout
+                r = json.loads(out.strip().splitlines()[-1])
+                runs[name][part].append(r)
+                log(f"  round {i + 1} {name:<28} {part:<5} step {r['step_s']:.2f} s, peak {r['peak_mb']:.0f} MB, "
+                    f"steady {r['steady_mb']:.0f} MB, above steady {r['above_steady_mb']:.0f} MB")
+    rows = {name: {part: _merge(runs[name][part]) for part in ("step", "head")} for name in names}
     new, tr = rows["conv_soft_argmax3d"]["step"], rows["transformer"]["step"]
     ratios = {}
     for base_name, key in (("fused soft-argmax", ""), ("fused soft-argmax, no cache", "_no_cache")):
         base = rows[base_name]["step"]
         ratios["above_steady" + key] = new["above_steady_mb"] / base["above_steady_mb"]
         ratios["step_s" + key] = new["step_s"] / base["step_s"]
-    return {"header": {"preset": PRESET, "batch": batch, "steps": steps, "threads": threads or torch.get_num_threads(),
+    return {"header": {"preset": PRESET, "batch": batch, "steps": steps, "rounds": rounds, "threads": threads or torch.get_num_threads(),
                        "torch": torch.__version__, "load": os.getloadavg(),
                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
             "rows": rows, "ratios": ratios,
@@ -162,8 +184,9 @@ def format_report(report: dict) -> str:
     h = report["header"]
     lines = [f"train step, {h['preset']} model (ResNet-34, 256 px, 29x64^3), batch {h['batch']}, CPU, "
              f"{h['threads']} thread(s), torch {h['torch']}, {h['date']}, load {h['load'][0]:.1f}",
-             f"median of {h['steps']} steps after 1 warm-up, each configuration a fresh process; "
-             "memory = resident set (VmRSS / VmHWM)", "",
+             f"{h.get('rounds', 1)} round(s), each configuration a fresh process per round, in rotated order; "
+             f"step = median of every round's {h['steps']} steps after 1 warm-up; memory = resident set "
+             "(VmRSS / VmHWM), median over the rounds", "",
              f"{'':<29}{'step s':>8}{'peak MB':>9}{'steady MB':>11}{'above MB':>10}"
              f"{'head s':>8}{'head peak':>10}{'head above':>11}"]
     for name, r in report["rows"].items():
