@@ -23,6 +23,18 @@ brackets every timed region.  "fwd" runs under ``no_grad``; "bwd" times only
 Bytes (for GB/s):
     soft-argmax  fwd reads the heatmaps once, B·K·D·H·W·itemsize; bwd reads
                  them and writes their gradient (2×); fwd+bwd 3×.
+    1×1 conv + soft-argmax  fwd reads the features and the weight once,
+                 (B·C·H·W + K·D·C)·itemsize; bwd reads them and writes their
+                 gradients (2×); fwd+bwd 3×.  It is bound by its GEMMs, so
+                 its rows also give GFLOP/s: the GEMMs of the materialised
+                 path, 2·B·K·D·C·H·W flops each, one in fwd, two in bwd,
+                 three in fwd+bwd (the fused backward recomputes the logits:
+                 its own count is one more, so the figure is the useful work
+                 per second).  Besides the op's backends it has the row
+                 "materialised": conv2d, then the fused soft-argmax (the
+                 heatmap head with ``fused_head=False``), the path it
+                 replaces; its "reference" is conv2d, then the reference
+                 soft-argmax.
     IK           fwd: inputs + outputs, B·(29·3 + 23·2 + 29·3 + 24·9)·itemsize;
                  bwd: output gradient + input gradients (the same count);
                  fwd+bwd: twice that.  IK rows also give poses/s = B / time.
@@ -59,12 +71,14 @@ from .info import git_commit, machine, versions
 from .ik import hybrik_ik
 from .poses import sample_rotmats
 from .skeleton import NUM_JOINTS, NUM_SMPL_JOINTS, NUM_TWIST
+from .conv_soft_argmax import conv_soft_argmax3d, materialised
 from .soft_argmax import soft_argmax3d
 
 PASSES = ("fwd", "bwd", "fwd+bwd")
 #: --ops names -> op names in _backend.OPS
-OP_NAMES = {"soft_argmax": "soft_argmax3d", "ik": "hybrik_ik"}
+OP_NAMES = {"soft_argmax": "soft_argmax3d", "ik": "hybrik_ik", "conv_soft_argmax": "conv_soft_argmax3d"}
 DEFAULT_HEATMAP = (29, 64, 64, 64)        # K, D, H, W
+DEFAULT_CHANNELS = 256                    # C of the features under the heatmap layer (the deconvolutions')
 DEFAULT_SOFT_ARGMAX_BATCH = (1, 8)
 DEFAULT_IK_BATCH = (1, 64, 1024)
 COPY_MB = 256
@@ -174,6 +188,20 @@ def soft_argmax_inputs(B: int, K: int = 29, D: int = 64, H: int = 64, W: int = 6
     return (heatmaps(B, K, D, H, W, "normal", dtype=dtype, device=device).requires_grad_(requires_grad),)
 
 
+def conv_soft_argmax_inputs(B: int, C: int = DEFAULT_CHANNELS, K: int = 29, D: int = 64, H: int = 64,
+                            W: int = 64, device="cpu", dtype=torch.float32, requires_grad: bool = True,
+                            seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The benchmark's (features (B, C, H, W), weight (K·D, C), bias (K·D,)):
+    features ReLU'd standard normals (as after the deconvolutions' BN + ReLU),
+    weight N(0, 0.02²) and bias N(0, 0.1²), so that each heatmap has logits of
+    s.d. ~0.25 and a few tenths of a unit between planes."""
+    g = torch.Generator().manual_seed(seed)
+    features = torch.randn(B, C, H, W, generator=g).clamp_min_(0)
+    weight = 0.02 * torch.randn(K * D, C, generator=g)
+    bias = 0.1 * torch.randn(K * D, generator=g)
+    return tuple(t.to(device=device, dtype=dtype).requires_grad_(requires_grad) for t in (features, weight, bias))
+
+
 def ik_inputs(B: int, device="cpu", dtype=torch.float32, requires_grad: bool = True
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The benchmark's (joints (B, 29, 3), twist (B, 23, 2), rest (B, 29, 3)): :func:`ik_sample`
@@ -192,6 +220,8 @@ class Case:
     call: Callable[[tuple, str], torch.Tensor]     # (inputs, backend) -> output
     nbytes: Callable[[str, int], int]              # (pass, itemsize) -> bytes moved
     poses: int | None = None                       # poses per call (IK), for poses/s
+    flops: Callable[[str], int] | None = None      # (pass) -> useful flops, for GFLOP/s
+    extra_backends: tuple[str, ...] = ()           # rows besides the op's backends (call knows them)
 
 
 def soft_argmax_case(B: int, K: int, D: int, H: int, W: int) -> Case:
@@ -201,6 +231,24 @@ def soft_argmax_case(B: int, K: int, D: int, H: int, W: int) -> Case:
         build=lambda device, dtype: soft_argmax_inputs(B, K, D, H, W, device, dtype),
         call=lambda inp, backend: soft_argmax3d(inp[0], backend=backend),
         nbytes=lambda pass_, itemsize: {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[pass_] * n * itemsize)
+
+
+def conv_soft_argmax_case(B: int, C: int, K: int, D: int, H: int, W: int) -> Case:
+    moved = B * C * H * W + K * D * C
+    gemm = 2 * B * K * D * C * H * W
+
+    def call(inp, backend):
+        if backend == "materialised":
+            return materialised(*inp, num_joints=K, backend="auto")
+        return conv_soft_argmax3d(*inp, num_joints=K, backend=backend)
+
+    return Case(
+        op="conv_soft_argmax3d", label=f"B={B} C={C} {K}x{D}x{H}x{W}",
+        build=lambda device, dtype: conv_soft_argmax_inputs(B, C, K, D, H, W, device, dtype),
+        call=call,
+        nbytes=lambda pass_, itemsize: {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[pass_] * moved * itemsize,
+        flops=lambda pass_: {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[pass_] * gemm,
+        extra_backends=("materialised",))
 
 
 def ik_case(B: int, mode: str = "adaptive") -> Case:
@@ -214,10 +262,15 @@ def ik_case(B: int, mode: str = "adaptive") -> Case:
 
 
 def default_cases(ops=tuple(OP_NAMES.values()), heatmap=DEFAULT_HEATMAP,
-                  soft_argmax_batch=DEFAULT_SOFT_ARGMAX_BATCH, ik_batch=DEFAULT_IK_BATCH) -> list[Case]:
+                  soft_argmax_batch=DEFAULT_SOFT_ARGMAX_BATCH, ik_batch=DEFAULT_IK_BATCH,
+                  channels=DEFAULT_CHANNELS) -> list[Case]:
+    """The cases of ``ops``; the 1×1 conv + soft-argmax takes the soft-argmax's
+    batch sizes and heatmap size, and ``channels`` features."""
     cases = []
     if "soft_argmax3d" in ops:
         cases += [soft_argmax_case(B, *heatmap) for B in soft_argmax_batch]
+    if "conv_soft_argmax3d" in ops:
+        cases += [conv_soft_argmax_case(B, channels, *heatmap) for B in soft_argmax_batch]
     if "hybrik_ik" in ops:
         cases += [ik_case(B) for B in ik_batch]
     return cases
@@ -332,10 +385,11 @@ def run(cases: list[Case], device: torch.device, threads: list[int], dtype=torch
             case_rows = []
             if case.op == "soft_argmax3d":
                 copies.append(copy_bandwidth(device, copy_mb))
-            for backend in available(case.op, device):
+            for backend in available(case.op, device) + list(case.extra_backends):
                 for pass_ in PASSES:
                     row = {"threads": n_threads, "op": case.op, "case": case.label, "pass": pass_,
-                           "backend": backend, "ms": None, "gbps": None, "copy_gbps": None, "copy_frac": None,
+                           "backend": backend, "ms": None, "gbps": None, "gflops": None, "copy_gbps": None,
+                           "copy_frac": None,
                            "poses_per_s": None, "vs_reference": None, "peak_mb": None,
                            "repeats": 0, "error": None}
                     once = pass_fn(case, inputs, backend, pass_, device)
@@ -350,6 +404,8 @@ def run(cases: list[Case], device: torch.device, threads: list[int], dtype=torch
                         continue
                     row["ms"] = seconds * 1e3
                     row["gbps"] = case.nbytes(pass_, itemsize) / seconds / 1e9
+                    if case.flops is not None:
+                        row["gflops"] = case.flops(pass_) / seconds / 1e9
                     case_rows.append(row)
                     if case.poses is not None:
                         row["poses_per_s"] = case.poses / seconds
@@ -406,12 +462,13 @@ def header_lines(h: dict) -> list[str]:
 
 def format_report(report: dict) -> str:
     lines = header_lines(report["header"]) + [
-        "ms: median; GB/s: bytes moved / time (module docstring); %copy: share of the copy "
+        "ms: median; GB/s: bytes moved / time, GFLOP/s: useful flops / time (module docstring); "
+        "%copy: share of the copy "
         "bandwidth measured around the case (copy GB/s); x ref: reference time / this time; "
         "peak MB: fwd+bwd allocations above the inputs",
     ]
-    cols = ["op", "case", "pass", "backend", "ms", "GB/s", "copy GB/s", "%copy", "poses/s", "x ref", "peak MB",
-            "reps"]
+    cols = ["op", "case", "pass", "backend", "ms", "GB/s", "GFLOP/s", "copy GB/s", "%copy", "poses/s", "x ref",
+            "peak MB", "reps"]
     for copy in report["copy"]:
         rows = []
         for r in report["results"]:
@@ -421,13 +478,13 @@ def format_report(report: dict) -> str:
                 rows.append([r["op"], r["case"], r["pass"], r["backend"], "error: " + r["error"]])
                 continue
             rows.append([r["op"], r["case"], r["pass"], r["backend"], _fmt(r["ms"], ".3f"),
-                         _fmt(r["gbps"], ".3g"), _fmt(r.get("copy_gbps"), ".3g"),
+                         _fmt(r["gbps"], ".3g"), _fmt(r.get("gflops"), ".3g"), _fmt(r.get("copy_gbps"), ".3g"),
                          _fmt(r["copy_frac"] and 100 * r["copy_frac"], ".3g", "%"),
                          _fmt(r["poses_per_s"], ",.0f"), _fmt(r["vs_reference"], ".2f", "x"),
                          _fmt(r["peak_mb"], ".3g"), str(r["repeats"])])
         widths = [max([len(c)] + [len(row[i]) for row in rows if len(row) > i and len(row) == len(cols)])
                   for i, c in enumerate(cols)]
-        right = {"ms", "GB/s", "copy GB/s", "%copy", "poses/s", "x ref", "peak MB", "reps"}
+        right = {"ms", "GB/s", "GFLOP/s", "copy GB/s", "%copy", "poses/s", "x ref", "peak MB", "reps"}
 
         def line(row):
             if len(row) < len(cols):  # an error row: the message fills the numeric columns
@@ -469,11 +526,14 @@ def _threads(text: str) -> list[int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", default="soft_argmax,ik",
-                   help="comma list of " + ", ".join(OP_NAMES) + " (default: both)")
+                   help="comma list of " + ", ".join(OP_NAMES) + " (default: soft_argmax,ik)")
     p.add_argument("--soft-argmax-batch", type=_ints, default=list(DEFAULT_SOFT_ARGMAX_BATCH),
                    metavar="B,...", help="soft-argmax batch sizes (default 1,8)")
     p.add_argument("--heatmap", type=_heatmap, default=DEFAULT_HEATMAP, metavar="KxDxHxW",
                    help="soft-argmax heatmap size per sample (default 29x64x64x64)")
+    p.add_argument("--channels", type=int, default=DEFAULT_CHANNELS, metavar="C",
+                   help="conv_soft_argmax: feature channels (default 256); it takes --soft-argmax-batch "
+                        "and --heatmap")
     p.add_argument("--ik-batch", type=_ints, default=list(DEFAULT_IK_BATCH), metavar="B,...",
                    help="IK batch sizes (default 1,64,1024)")
     p.add_argument("--threads", type=_threads, default=None, metavar="N,...",
@@ -506,7 +566,7 @@ def main(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available")
-    cases = default_cases(ops, args.heatmap, args.soft_argmax_batch, args.ik_batch)
+    cases = default_cases(ops, args.heatmap, args.soft_argmax_batch, args.ik_batch, args.channels)
     budget = args.budget if args.budget is not None else (0.05 if args.quick else 1.0)
     report = run(cases, device, args.threads or [torch.get_num_threads()], budget=budget,
                  min_reps=1 if args.quick else 3, copy_mb=32 if args.quick else COPY_MB,

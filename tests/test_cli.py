@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from hybrik_fast import _backend
@@ -51,6 +52,30 @@ def test_bench_quick_table_and_json(tmp_path):
             assert all(r["poses_per_s"] > 0 for r in ref)
         else:
             assert all(r["copy_frac"] > 0 for r in ref)
+
+
+def test_bench_quick_conv_soft_argmax_rows(tmp_path):
+    """``--ops conv_soft_argmax``: every backend and the materialised path, each
+    pass, with GFLOP/s from the materialised path's GEMM count (hand-derived:
+    2·B·K·D·C·H·W flops per GEMM; 1, 2, 3 GEMMs in fwd, bwd, fwd+bwd)."""
+    path = tmp_path / "bench.json"
+    text = _run("bench", "--quick", "--device", "cpu", "--ops", "conv_soft_argmax", "--soft-argmax-batch", "2",
+                "--heatmap", "3x4x5x6", "--channels", "8", "--threads", "1", "--json", str(path))
+    report = json.loads(path.read_text())
+    gemm = 2 * 2 * 3 * 4 * 8 * 5 * 6
+    backends = available("conv_soft_argmax3d", torch.device("cpu")) + ["materialised"]
+    assert "reference" in backends and "cpu" in backends
+    for backend in backends:
+        rows = [r for r in report["results"] if r["backend"] == backend]
+        assert [r["pass"] for r in rows] == list(PASSES), backend
+        for r, n in zip(rows, (1, 2, 3)):
+            assert r["error"] is None and r["op"] == "conv_soft_argmax3d"
+            assert r["gflops"] == pytest.approx(n * gemm / (r["ms"] / 1e3) / 1e9, rel=1e-9)
+            assert r["vs_reference"] > 0
+        lines = [line for line in text.splitlines()
+                 if line.startswith("conv_soft_argmax3d") and "B=2 C=8 3x4x5x6" in line and f" {backend} " in line]
+        assert len(lines) == len(PASSES), (backend, text)
+    assert "GFLOP/s" in text
 
 
 def test_paper_prints_the_three_tables():
