@@ -53,7 +53,7 @@ def test_many_tiles():
 
 def test_whole_joint_tiles_with_a_remainder():
     """Tiles of whole joints: 80 rows hold two of D = 40 planes, so K = 5 runs as
-    tiles of 2, 2 and 1 joints; the default tile (2^20 voxels) holds all five
+    tiles of 2, 2 and 1 joints; the default tile (2^21 voxels) holds all five
     heatmaps of 40·50·50; 40 rows, one.  float64 to 1e-10 against the
     materialised path."""
     shape = (2, 6, 5, 40, 50, 50)
@@ -66,12 +66,15 @@ def test_whole_joint_tiles_with_a_remainder():
             torch.testing.assert_close(x, z, rtol=1e-10, atol=1e-10, msg=f"{rows} rows: {name}")
 
 
+@pytest.mark.parametrize("gemm", ["1", "0"], ids=["onednn", "blas"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
-def test_low_precision_within_twice_the_reference_error(dtype):
+def test_low_precision_within_twice_the_reference_error(dtype, gemm, monkeypatch):
     """coords and the three gradients: |fused − ref64| <= 2·|materialised in dtype − ref64|
     over eight seeded draws stacked, as root mean squares (the tile GEMMs sum in
     another order than conv2d's, so the single largest entry is a few ulps either
-    way: its ratio ranged 0.6-2.6 over groups of draws, the RMS ratio 0.8-1.6)."""
+    way: its ratio ranged 0.6-2.6 over groups of draws, the RMS ratio 0.8-1.6).
+    Both GEMM paths of the float tiles: ATen's oneDNN matmul and torch's BLAS."""
+    monkeypatch.setenv("HYBRIK_FAST_ONEDNN_GEMM", gemm)
     runs = []
     for seed in range(8):
         f64, w64, b64 = conv_inputs(2, 37, 3, 5, 6, 7, seed=5 + seed)
@@ -83,6 +86,13 @@ def test_low_precision_within_twice_the_reference_error(dtype):
     for name, x, y, z in zip(("coords", "conf", "d features", "d weight", "d bias"), got, low, ref64):
         assert x.dtype == dtype, name
         assert_within_2x_reference(x, y, z, dtype, name, norm="rms")
+
+
+def test_bad_gemm_switch_names_the_variable(monkeypatch):
+    monkeypatch.setenv("HYBRIK_FAST_ONEDNN_GEMM", "yes")
+    f, w, b = (t.float() for t in conv_inputs(1, 4, 2, 3, 4, 5, seed=1))
+    with pytest.raises(RuntimeError, match="HYBRIK_FAST_ONEDNN_GEMM must be 0 or 1"):
+        conv_soft_argmax3d(f, w, b, 2, backend="cpu")
 
 
 def test_gradcheck():

@@ -13,9 +13,8 @@
 // a tile is the rows of as many whole joints as fit (small heatmaps: one
 // GEMM of many rows, not K small ones); when it does not, a tile is a run
 // of d-planes of one joint (tile_planes, default: as many as fit).  A
-// tile's logits are one ATen GEMM (at::addmm_out / at::mm_out: torch's BLAS,
-// which parallelises it) of its weight rows with F_n, into one reused
-// buffer; the soft-argmax's own row reduction
+// tile's logits are one ATen GEMM (see Gemm below) of its weight rows with
+// F_n, into one reused buffer; the soft-argmax's own row reduction
 // (soft_argmax_cpu::reduce_blocks) reduces each joint's part, in segments
 // that run in parallel (at::parallel_for), to Partials (max and the sums
 // Σe, Σe·w, Σe·h, Σe·d), and a joint's segments and plane tiles merge as a
@@ -34,6 +33,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "common/env.h"
 #include "soft_argmax/soft_argmax_cpu.h"
 
 namespace hybrik_fast {
@@ -43,11 +43,12 @@ using soft_argmax_cpu::Blocking;
 using soft_argmax_cpu::Partial;
 using soft_argmax_cpu::RowGrad;
 
-// Default tile: 2^20 voxels = 4 MiB of floats (four 64³ heatmaps: the GEMMs'
-// inner dimension in the backward's d F is then 256 rows, not 64; measured
-// fwd+bwd at 8×256×64² -> 29×64³ on 2 threads: 600 ms against 643 with one
-// joint per tile, and 604-612 ms with 2 or 8).
-constexpr int64_t kTileVoxels = int64_t(1) << 20;
+// Default tile: 2^21 voxels = 8 MiB of floats, a quarter of this CPU's L3
+// (eight 64³ heatmaps: the GEMMs' inner dimension in the backward's d F is
+// then 512 rows, not 64).  Measured fwd+bwd at 8×256×64² -> 29×64³ on 2
+// threads with the oneDNN GEMMs (median of 8, interleaved): 348 ms with 8
+// joints per tile, 368 with 4, 436 with 1, 357 with 16 and 364 with all 29.
+constexpr int64_t kTileVoxels = int64_t(1) << 21;
 
 // How the K·D rows of an image's logits are cut into tiles of `rows` rows
 // (`requested` if > 0, else as many as fit kTileVoxels): with fewer rows
@@ -66,15 +67,52 @@ struct Tiles {
   int64_t rows() const { return joints * planes; }  // the buffer's rows
 };
 
-// The logits of tile t of joint k: rows k·D + d0 .. of Wt·Fn + b, into out (n, H·W).
-void tile_logits(const at::Tensor& Fn, const at::Tensor& w, const at::Tensor& bias, int64_t row0, int64_t n,
-                 at::Tensor& out) {
-  const at::Tensor wt = w.narrow(0, row0, n);
-  if (bias.defined()) {
-    at::addmm_out(out, bias.narrow(0, row0, n).unsqueeze(1), wt, Fn);
-  } else {
-    at::mm_out(out, wt, Fn);
+}  // namespace
+}  // namespace hybrik_fast
+
+// ATen's oneDNN matmul, result = beta·result + alpha·mat1·mat2 (any strides),
+// the kernel at::addmm itself runs for bf16 and fp16 on CPU.  Its header is
+// not installed with torch, so it is declared here, weak: where a torch build
+// lacks it (no oneDNN) the address is null and Gemm uses at::mm.
+namespace at {
+namespace native {
+TORCH_API void mkldnn_matmul(const Tensor& mat1, const Tensor& mat2, const Tensor& result, float beta,
+                             float alpha) __attribute__((weak));
+}  // namespace native
+}  // namespace at
+
+namespace hybrik_fast {
+namespace {
+
+// The tiles' GEMMs, c = a·b (accumulate: c += a·b), all through ATen.  For
+// float they take ATen's oneDNN matmul, for double (which oneDNN lacks) and
+// where it is absent at::mm_out / addmm_ (torch's BLAS).  On this project's
+// CPU (AMD EPYC, 2 threads) torch's BLAS, MKL, runs these shapes at 190-210
+// GFLOP/s and oneDNN at 410-475 (exact float32: its error against float64
+// is the same size as MKL's); measurements in bench/results/README.md.
+// HYBRIK_FAST_ONEDNN_GEMM=0 forces torch's BLAS (for comparison and tests).
+struct Gemm {
+  bool onednn;
+  explicit Gemm(at::ScalarType acc)
+      : onednn(acc == at::kFloat && at::native::mkldnn_matmul != nullptr && at::hasMKLDNN() &&
+               env_switch("HYBRIK_FAST_ONEDNN_GEMM") != 0) {}
+  void operator()(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, bool accumulate) const {
+    if (onednn) {
+      at::native::mkldnn_matmul(a, b, c, accumulate ? 1.0f : 0.0f, 1.0f);
+    } else if (accumulate) {
+      c.addmm_(a, b);
+    } else {
+      at::Tensor out = c;
+      at::mm_out(out, a, b);
+    }
   }
+};
+
+// The logits of tile t of joint k: rows k·D + d0 .. of Wt·Fn + b, into out (n, H·W).
+void tile_logits(const Gemm& gemm, const at::Tensor& Fn, const at::Tensor& w, const at::Tensor& bias, int64_t row0,
+                 int64_t n, at::Tensor& out) {
+  if (bias.defined()) out.copy_(bias.narrow(0, row0, n).unsqueeze(1).expand_as(out));
+  gemm(w.narrow(0, row0, n), Fn, out, bias.defined());
 }
 
 // Σ x[0..n) of one backward block (in L1 after RowGrad wrote it): float
@@ -139,6 +177,7 @@ inline int64_t segments(int64_t nk, int64_t blocks) {
 // joint merge in finish_row.
 template <typename acc_t>
 void forward_kernel(const Inputs& in, int64_t tile_planes, acc_t* coords, double* lse, acc_t* conf) {
+  const Gemm gemm(in.acc);
   const int64_t HW = in.H * in.W;
   const Tiles tiles(in.K, in.D, HW, tile_planes);
   const Blocking<acc_t> full(tiles.planes, in.H, in.W), last(tiles.size(tiles.count - 1), in.H, in.W);
@@ -156,7 +195,7 @@ void forward_kernel(const Inputs& in, int64_t tile_planes, acc_t* coords, double
         const int64_t d0 = tiles.d0(t), dt = tiles.size(t);
         const Blocking<acc_t>& blk = dt == tiles.planes ? full : last;
         at::Tensor out = buf.narrow(0, 0, nk * dt);
-        tile_logits(Fn, in.w, in.bias, k0 * in.D + d0, nk * dt, out);
+        tile_logits(gemm, Fn, in.w, in.bias, k0 * in.D + d0, nk * dt, out);
         const acc_t* x = out.const_data_ptr<acc_t>();
         const int64_t S = segments(nk, blk.fnb);
         Partial* tp = parts.data() + (nk == 1 ? np : 0);
@@ -214,6 +253,7 @@ template <typename acc_t>
 void backward_kernel(const Inputs& in, int64_t tile_planes, const acc_t* grad, const acc_t* coords,
                      const double* lse, std::array<bool, 3> needs, const at::Tensor& dF, const at::Tensor& dW,
                      const at::Tensor& dB) {
+  const Gemm gemm(in.acc);
   const Blocking<acc_t> blk(in.D, in.H, in.W);
   const int64_t HW = in.H * in.W;
   const Tiles tiles(in.K, in.D, HW, tile_planes);
@@ -233,7 +273,7 @@ void backward_kernel(const Inputs& in, int64_t tile_planes, const acc_t* grad, c
       for (int64_t t = 0; t < tiles.count; ++t) {
         const int64_t d0 = tiles.d0(t), dt = tiles.size(t), row0 = k0 * in.D + d0;
         at::Tensor x = buf.narrow(0, 0, nk * dt);
-        tile_logits(Fn, in.w, in.bias, row0, nk * dt, x);
+        tile_logits(gemm, Fn, in.w, in.bias, row0, nk * dt, x);
         // dx in place, the tile's nk·dt·nbh blocks in parallel; a thread
         // sets up a joint's terms when its range enters the joint
         acc_t* xp = x.mutable_data_ptr<acc_t>();
@@ -253,16 +293,9 @@ void backward_kernel(const Inputs& in, int64_t tile_planes, const acc_t* grad, c
             if (needs[2]) bsum[i] = block_sum(xb, blk.size(b));
           }
         });
-        if (needs[0]) {
-          const at::Tensor wt = in.w.narrow(0, row0, nk * dt).t();
-          if (first) {
-            at::mm_out(dFn, wt, x);
-          } else {
-            dFn.addmm_(wt, x);
-          }
-        }
+        if (needs[0]) gemm(in.w.narrow(0, row0, nk * dt).t(), x, dFn, !first);
         first = false;
-        if (needs[1]) dW.narrow(0, row0, nk * dt).addmm_(x, Fn.t());
+        if (needs[1]) gemm(x, Fn.t(), dW.narrow(0, row0, nk * dt), true);
         if (needs[2]) {  // row j·dt + dd of the tile is plane dd of joint j: its nbh blocks
           for (int64_t row = 0; row < nk * dt; ++row)
             for (int64_t h = 0; h < blk.nbh; ++h) db[row0 + row] += bsum[row * blk.nbh + h];
