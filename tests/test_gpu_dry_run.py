@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PARTS = ["versions", "check", "soft_argmax", "ik", "train"]
+PARTS = ["versions", "check", "soft_argmax", "ik", "train", "train_paper"]
 
 
 def test_gpu_run_dry_run_writes_every_part(tmp_path):
@@ -32,4 +32,11 @@ def test_gpu_run_dry_run_writes_every_part(tmp_path):
     dtypes = [rep["header"]["dtype"] for rep in doc["ik"]["reports"]]
     assert dtypes == ["float32", "float64"]
     assert all(rep["steps"]["fused"]["step_s"] > 0 for rep in doc["train"]["reports"])
+    paper = doc["train_paper"]["reports"]
+    assert [rep["header"]["batch"] for rep in paper] == [2]
+    for rep in paper:
+        assert set(rep["rows"]) == {"reference", "fused soft-argmax", "fused soft-argmax, no cache",
+                                    "conv_soft_argmax3d", "transformer"}
+        assert all(r[part]["step_s"] > 0 and r[part]["peak_mb"] > 0 for r in rep["rows"].values()
+                   for part in ("step", "head"))
     assert "FAILED" not in open(stem + ".txt").read()

@@ -36,6 +36,10 @@ step (README, "API tour"), which is resident during the next forward: over
 two or more steps that adds to the peak (156 MB at batch 8) and saves ~10% of
 the step time.  The targets are checked against both.
 
+On CUDA (``run(device="cuda")``: ``bench/gpu/run.sh``'s part ``train_paper``,
+batch 32 and 64) the step runs under bf16 autocast and the memory figures
+are the CUDA allocator's (:func:`child`).
+
 The head's share: the same step in a fresh process with the backbone
 replaced by a stub that returns a fixed C5 (B, 512, 8, 8) (a parameter):
 what remains is the head, the IK, the body model and the loss.
@@ -92,46 +96,57 @@ class StubBackbone(nn.Module):
         return None, None, None, self.c5
 
 
-def child(name: str, batch: int, steps: int, head_only: bool) -> dict:
-    """One configuration in this process (see the module docstring)."""
+def child(name: str, batch: int, steps: int, head_only: bool, device: str = "cpu") -> dict:
+    """One configuration in this process (see the module docstring).  On CUDA
+    the step runs under bf16 autocast (the preset's amp "auto") and memory is
+    the CUDA allocator's: steady = memory_allocated after the warm-up step,
+    peak = max_memory_allocated after resetting it."""
     import hybrik_fast
     from . import config
     from .data import build_dataset, collate
-    from .loop import autocast_dtype, build_loss, build_model, build_optimizer, build_scaler, train_step
+    from .loop import autocast_dtype, build_loss, build_model, build_optimizer, build_scaler, to_device, train_step
 
     overrides, model_kwargs = CONFIGS[name]
-    cfg = config.make_config(PRESET, overrides={"device": "cpu", "batch_size": batch, "progress": False,
+    dev = torch.device(device)
+    cfg = config.make_config(PRESET, overrides={"device": device, "batch_size": batch, "progress": False,
                                                 "data": "synthetic", **overrides})
     cfg.model_kwargs = dict(model_kwargs)
     if cfg.head == "transformer":  # it predicts no sigma, so no Laplace term (as its own preset)
         cfg.loss = dict(cfg.loss, laplace=False)
     torch.manual_seed(cfg.seed)
     ds = build_dataset("synthetic:train:%d" % batch, cfg, "train")
-    data = collate([ds[i] for i in range(len(ds))])
-    model = build_model(cfg, torch.device("cpu")).train()
+    data = to_device(collate([ds[i] for i in range(len(ds))]), dev)
+    model = build_model(cfg, dev).train()
     if head_only:
-        model.preact = StubBackbone(model.preact, batch, cfg.image_size)
-    loss_fn = build_loss(cfg)
+        model.preact = StubBackbone(model.preact, batch, cfg.image_size).to(dev)
+    loss_fn = build_loss(cfg).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = build_optimizer(cfg, params)
-    amp = autocast_dtype(cfg, torch.device("cpu"))
-    scaler = build_scaler(torch.device("cpu"), amp)
+    amp = autocast_dtype(cfg, dev)
+    scaler = build_scaler(dev, amp)
+    cuda = dev.type == "cuda"
 
     def step() -> float:
         t = time.perf_counter()
         train_step(model, loss_fn, opt, scaler, data, params, cfg.grad_clip, amp,
                    clip_per_param=cfg.grad_clip_per_param)
+        if cuda:
+            torch.cuda.synchronize(dev)
         return time.perf_counter() - t
 
     step()                                                    # warm-up: optimiser states exist
     hybrik_fast.empty_cache()
-    steady = _status_mb("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")                                          # reset VmHWM to the current RSS
+    if cuda:
+        steady = torch.cuda.memory_allocated(dev) / 2 ** 20
+        torch.cuda.reset_peak_memory_stats(dev)
+    else:
+        steady = _status_mb("VmRSS")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")                                      # reset VmHWM to the current RSS
     times = [step() for _ in range(steps)]
-    peak = _status_mb("VmHWM")
+    peak = torch.cuda.max_memory_allocated(dev) / 2 ** 20 if cuda else _status_mb("VmHWM")
     return {"step_s": statistics.median(times), "peak_mb": peak, "steady_mb": steady,
-            "above_steady_mb": peak - steady, "times": times}
+            "above_steady_mb": peak - steady, "times": times, "amp": str(amp).replace("torch.", "")}
 
 
 def _merge(rounds: list[dict]) -> dict:
@@ -144,7 +159,8 @@ def _merge(rounds: list[dict]) -> dict:
             "times": times, "rounds": rounds}
 
 
-def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, rounds: int = 1, log=print) -> dict:
+def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, rounds: int = 1, device: str = "cpu",
+        log=print) -> dict:
     """Every configuration, whole step and head only, each in a fresh process,
     ``rounds`` times over.  The rounds interleave the configurations, each
     round in a rotated order, so that a slow spell of a shared machine falls
@@ -157,7 +173,8 @@ def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, rounds: 
     for i in range(rounds):
         for name in names[i % len(names):] + names[:i % len(names)]:
             for part in ("step", "head"):
-                cmd = [sys.executable, "-m", "hybrik_fast.train.bench_memory", name, str(batch), str(steps), part]
+                cmd = [sys.executable, "-m", "hybrik_fast.train.bench_memory", name, str(batch), str(steps), part,
+                       device]
                 out = subprocess.run(cmd, env={**env, **ENV.get(name, {})}, check=True, capture_output=True,
                                      text=True).stdout
                 r = json.loads(out.strip().splitlines()[-1])
@@ -171,7 +188,9 @@ def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, rounds: 
         base = rows[base_name]["step"]
         ratios["above_steady" + key] = new["above_steady_mb"] / base["above_steady_mb"]
         ratios["step_s" + key] = new["step_s"] / base["step_s"]
-    return {"header": {"preset": PRESET, "batch": batch, "steps": steps, "rounds": rounds, "threads": threads or torch.get_num_threads(),
+    return {"header": {"preset": PRESET, "batch": batch, "steps": steps, "rounds": rounds, "device": device,
+                       "amp": rows["conv_soft_argmax3d"]["step"]["rounds"][0]["amp"],
+                       "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None, "threads": threads or torch.get_num_threads(),
                        "torch": torch.__version__, "load": os.getloadavg(),
                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
             "rows": rows, "ratios": ratios,
@@ -182,11 +201,15 @@ def run(batch: int = BATCH, steps: int = 2, threads: int | None = None, rounds: 
 
 def format_report(report: dict) -> str:
     h = report["header"]
-    lines = [f"train step, {h['preset']} model (ResNet-34, 256 px, 29x64^3), batch {h['batch']}, CPU, "
-             f"{h['threads']} thread(s), torch {h['torch']}, {h['date']}, load {h['load'][0]:.1f}",
+    cuda = h.get("device", "cpu").startswith("cuda")
+    where = f"CUDA ({h.get('gpu')}), autocast {h.get('amp')}" if cuda else f"CPU, {h['threads']} thread(s)"
+    memory = ("CUDA allocator (memory_allocated / max_memory_allocated)" if cuda
+              else "resident set (VmRSS / VmHWM)")
+    lines = [f"train step, {h['preset']} model (ResNet-34, 256 px, 29x64^3), batch {h['batch']}, {where}, "
+             f"torch {h['torch']}, {h['date']}, load {h['load'][0]:.1f}",
              f"{h.get('rounds', 1)} round(s), each configuration a fresh process per round, in rotated order; "
-             f"step = median of every round's {h['steps']} steps after 1 warm-up; memory = resident set "
-             "(VmRSS / VmHWM), median over the rounds", "",
+             f"step = median of every round's {h['steps']} steps after 1 warm-up; memory = {memory}, "
+             "median over the rounds", "",
              f"{'':<29}{'step s':>8}{'peak MB':>9}{'steady MB':>11}{'above MB':>10}"
              f"{'head s':>8}{'head peak':>10}{'head above':>11}"]
     for name, r in report["rows"].items():
@@ -207,4 +230,4 @@ def format_report(report: dict) -> str:
 
 if __name__ == "__main__":
     name, batch, steps, part = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    print(json.dumps(child(name, batch, steps, part == "head")))
+    print(json.dumps(child(name, batch, steps, part == "head", sys.argv[5] if len(sys.argv) > 5 else "cpu")))

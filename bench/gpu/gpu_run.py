@@ -26,9 +26,11 @@ import torch
 #: sizes of the GPU run and of the dry run
 SIZES = {
     "gpu": {"soft_argmax_batch": (1, 8, 32, 64), "heatmap": (29, 64, 64, 64), "ik_batch": (64, 1024, 65536),
-            "train_batch": (32, 64), "train_preset": "gpu", "train_steps": 10, "budget": 0.5, "copy_mb": 1024},
+            "train_batch": (32, 64), "train_preset": "gpu", "train_steps": 10, "budget": 0.5, "copy_mb": 1024,
+            "paper_batch": (32, 64), "paper_steps": 3},
     "dry": {"soft_argmax_batch": (1, 2), "heatmap": (3, 4, 5, 6), "ik_batch": (3, 17),
-            "train_batch": (2,), "train_preset": "tiny", "train_steps": 1, "budget": 0.01, "copy_mb": 8},
+            "train_batch": (2,), "train_preset": "tiny", "train_steps": 1, "budget": 0.01, "copy_mb": 8,
+            "paper_batch": (2,), "paper_steps": 1},
 }
 
 
@@ -111,6 +113,16 @@ def bench_train(size: dict) -> tuple[dict, str]:
     return {"reports": reports}, text
 
 
+def bench_train_paper(size: dict) -> tuple[dict, str]:
+    """Issue 16's comparison at the paper configuration (train/bench_memory.py):
+    the four heads, step time and memory above the steady state, on the GPU
+    under bf16 autocast at batch 32 and 64 (the dry run: CPU, batch 2)."""
+    from hybrik_fast.train import bench_memory
+    reports = [bench_memory.run(batch=B, steps=size["paper_steps"], rounds=1, device=device().type,
+                                log=lambda *_: None) for B in size["paper_batch"]]
+    return {"reports": reports}, "\n\n".join(bench_memory.format_report(r) for r in reports)
+
+
 def append(stem: str, part: str, data, text: str) -> None:
     """Adds one part to <stem>.txt and <stem>.json (atomically) and copies both to $OUT."""
     with open(stem + ".txt", "a") as f:
@@ -134,7 +146,8 @@ def append(stem: str, part: str, data, text: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("part", choices=["slug", "versions", "check", "note", "soft_argmax", "ik", "train"])
+    ap.add_argument("part", choices=["slug", "versions", "check", "note", "soft_argmax", "ik", "train",
+                                     "train_paper"])
     ap.add_argument("--stem", help="results path without extension")
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--text", default="", help="for note: the line to record")
@@ -153,6 +166,8 @@ def main(argv=None) -> int:
         data, text = args.text, args.text
     elif args.part == "train":
         data, text = bench_train(size)
+    elif args.part == "train_paper":
+        data, text = bench_train_paper(size)
     else:
         data, text = bench_ops(args.part, size)
     print(text, flush=True)

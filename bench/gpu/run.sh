@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU path, proven in one command on a GPU machine, from the repository root:
 #
-#   bash bench/gpu/run.sh            # on the GPU machine (<= 8 minutes on an H100/H200)
+#   bash bench/gpu/run.sh            # on the GPU machine (parts 1-4 <= 8 minutes on an H100/H200;
+#                                    # part 5 starts 20 fresh processes, a few seconds each)
 #   bash bench/gpu/run.sh --dry-run  # the same script on CPU: tiny sizes, Triton interpreter
 #
 # 1. prints the torch, CUDA, Triton and driver versions and the device name;
@@ -12,7 +13,10 @@
 # 3. runs pytest -m gpu;
 # 4. benchmarks the soft-argmax (B 1, 8, 32, 64 x 29x64^3, fp32 and bf16,
 #    against the HBM floor), the IK (B 64, 1024, 65536, fp32 and fp64) and the
-#    gpu preset's training step (batch 32 and 64, fused against reference).
+#    gpu preset's training step (batch 32 and 64, fused against reference);
+# 5. times the training step at the paper configuration with the four heads
+#    (issue 16: conv_soft_argmax3d against conv2d + the fused soft-argmax),
+#    bf16 autocast, batch 32 and 64, memory above the steady state.
 #
 # Writes bench/results/gpu-<device>-<date>.{txt,json,log} (RESULTS_DIR
 # overrides the folder), each part as soon as it finishes, and copies them to
@@ -78,6 +82,7 @@ part pytest "$PY" -m pytest tests "${pytest_args[@]}"
 part soft_argmax "$PY" bench/gpu/gpu_run.py soft_argmax --stem "$stem" "${FLAG[@]}"
 part ik "$PY" bench/gpu/gpu_run.py ik --stem "$stem" "${FLAG[@]}"
 part train "$PY" bench/gpu/gpu_run.py train --stem "$stem" "${FLAG[@]}"
+part train_paper "$PY" bench/gpu/gpu_run.py train_paper --stem "$stem" "${FLAG[@]}"
 
 echo "results: $stem.{txt,json,log}"
 exit $failed
