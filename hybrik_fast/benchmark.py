@@ -432,7 +432,7 @@ def run(cases: list[Case], device: torch.device, threads: list[int], dtype=torch
 
 #: environment variables that change what the benchmark measures, recorded when set
 RECORDED_ENV = ("GLIBC_TUNABLES", "LD_PRELOAD", "OMP_NUM_THREADS", "HYBRIK_FAST_BACKEND",
-                "HYBRIK_FAST_STREAMING_STORES", "THP_MEM_ALLOC_ENABLE")
+                "HYBRIK_FAST_STREAMING_STORES", "HYBRIK_FAST_ONEDNN_GEMM", "THP_MEM_ALLOC_ENABLE")
 
 
 def header(device: torch.device, dtype) -> dict:
