@@ -2,7 +2,7 @@
 the tests and the paper checks share with it.
 
 This module is the one place for: the input builder of each op
-(:func:`heatmaps`, :func:`ik_sample`); the timing (:func:`pass_parts`,
+(:func:`heatmaps`, :func:`ik_sample`, :func:`conv_soft_argmax_inputs`); the timing (:func:`pass_parts`,
 :func:`timer`, :func:`measure`); the peak memory (:func:`peak_mb`); the copy
 bandwidth (:func:`copy_bandwidth`); the environment header (:func:`header`).
 
@@ -188,18 +188,20 @@ def soft_argmax_inputs(B: int, K: int = 29, D: int = 64, H: int = 64, W: int = 6
     return (heatmaps(B, K, D, H, W, "normal", dtype=dtype, device=device).requires_grad_(requires_grad),)
 
 
-def conv_soft_argmax_inputs(B: int, C: int = DEFAULT_CHANNELS, K: int = 29, D: int = 64, H: int = 64,
-                            W: int = 64, device="cpu", dtype=torch.float32, requires_grad: bool = True,
-                            seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The benchmark's (features (B, C, H, W), weight (K·D, C), bias (K·D,)):
-    features ReLU'd standard normals (as after the deconvolutions' BN + ReLU),
-    weight N(0, 0.02²) and bias N(0, 0.1²), so that each heatmap has logits of
-    s.d. ~0.25 and a few tenths of a unit between planes."""
+def conv_soft_argmax_inputs(B: int, C: int, K: int, D: int, H: int, W: int, dtype=torch.float64, seed: int = 0,
+                            bias: bool = True, device="cpu", requires_grad: bool = False
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The 1×1 conv + soft-argmax's (features (B, C, H, W), weight (K·D, C, 1, 1),
+    bias (K·D,) or None), for the tests and the benchmark: standard normal
+    features and bias, weight N(0, 4/C), so that the logits are a few units
+    and the heatmaps neither uniform nor one-hot.  Drawn in float64, then cast
+    to ``dtype`` and moved to ``device``."""
     g = torch.Generator().manual_seed(seed)
-    features = torch.randn(B, C, H, W, generator=g).clamp_min_(0)
-    weight = 0.02 * torch.randn(K * D, C, generator=g)
-    bias = 0.1 * torch.randn(K * D, generator=g)
-    return tuple(t.to(device=device, dtype=dtype).requires_grad_(requires_grad) for t in (features, weight, bias))
+    f = torch.randn(B, C, H, W, generator=g, dtype=torch.float64)
+    w = torch.randn(K * D, C, 1, 1, generator=g, dtype=torch.float64) * (2.0 / C ** 0.5)
+    b = torch.randn(K * D, generator=g, dtype=torch.float64) if bias else None
+    return tuple(None if t is None else t.to(device=device, dtype=dtype).requires_grad_(requires_grad)
+                 for t in (f, w, b))
 
 
 def ik_inputs(B: int, device="cpu", dtype=torch.float32, requires_grad: bool = True
@@ -244,7 +246,8 @@ def conv_soft_argmax_case(B: int, C: int, K: int, D: int, H: int, W: int) -> Cas
 
     return Case(
         op="conv_soft_argmax3d", label=f"B={B} C={C} {K}x{D}x{H}x{W}",
-        build=lambda device, dtype: conv_soft_argmax_inputs(B, C, K, D, H, W, device, dtype),
+        build=lambda device, dtype: conv_soft_argmax_inputs(B, C, K, D, H, W, dtype, device=device,
+                                                            requires_grad=True),
         call=call,
         nbytes=lambda pass_, itemsize: {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[pass_] * moved * itemsize,
         flops=lambda pass_: {"fwd": 1, "bwd": 2, "fwd+bwd": 3}[pass_] * gemm,

@@ -1,7 +1,8 @@
 """Builders and checkers shared by the tests.
 
 The inputs themselves come from the package's one builder per op
-(:func:`hybrik_fast.benchmark.heatmaps`, :func:`hybrik_fast.benchmark.ik_sample`),
+(:func:`hybrik_fast.benchmark.heatmaps`, :func:`hybrik_fast.benchmark.ik_sample`,
+:func:`hybrik_fast.benchmark.conv_soft_argmax_inputs`, here ``conv_inputs``),
 the same as the benchmarks and the paper checks; this module adds what only
 the tests need: an independent Rodrigues, upstream gradients, the comparisons
 with the reference and the soft-argmax edge cases.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from hybrik_fast.benchmark import heatmaps
+from hybrik_fast.benchmark import conv_soft_argmax_inputs as conv_inputs, heatmaps  # noqa: F401 (conv_inputs: for the tests)
 
 
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
@@ -120,16 +121,6 @@ EDGE_CASES = {
 
 
 # ------------------------------------------------ conv_soft_argmax3d: the materialised path
-
-def conv_inputs(B, C, K, D, H, W, dtype=torch.float64, seed=0, bias=True):
-    """features (B, C, H, W), weight (K·D, C, 1, 1), bias (K·D,) or None:
-    logits of a few units, so the heatmaps are neither uniform nor one-hot."""
-    g = torch.Generator().manual_seed(seed)
-    f = torch.randn(B, C, H, W, generator=g, dtype=torch.float64)
-    w = torch.randn(K * D, C, 1, 1, generator=g, dtype=torch.float64) * (2.0 / C ** 0.5)
-    b = torch.randn(K * D, generator=g, dtype=torch.float64) if bias else None
-    return tuple(None if t is None else t.to(dtype) for t in (f, w, b))
-
 
 def conv_materialised(f, w, b, K, backend="reference"):
     """The oracle: conv2d, view (B, K, D, H, W), the soft-argmax (the
